@@ -1,0 +1,13 @@
+"""SqueezeNet, end to end: the model family, training, Deep Compression, exploration and deployment."""
+
+from .alexnet import AlexNet
+from .config import SQUEEZENET1_0, SQUEEZENET1_1, FireSpec, SqueezeNetConfig
+from .model import Fire, SqueezeNet, min_input_size
+from .registry import create_model, list_models, model_config, squeezenet1_0, squeezenet1_1
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AlexNet", "Fire", "FireSpec", "SQUEEZENET1_0", "SQUEEZENET1_1", "SqueezeNet", "SqueezeNetConfig",
+    "create_model", "list_models", "min_input_size", "model_config", "squeezenet1_0", "squeezenet1_1",
+]

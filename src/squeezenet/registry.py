@@ -1,0 +1,53 @@
+"""Named models, timm-style: `create_model("squeezenet1_1", num_classes=10, sr=0.25)`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from .alexnet import AlexNet
+from .config import SQUEEZENET1_0, SQUEEZENET1_1, SqueezeNetConfig
+from .model import SqueezeNet
+
+CONFIGS: dict[str, SqueezeNetConfig] = {
+    "squeezenet1_0": SQUEEZENET1_0,
+    "squeezenet1_1": SQUEEZENET1_1,
+    "squeezenet1_0_caffe": SQUEEZENET1_0.replace(conv10_padding=1, init="paper"),
+}
+
+
+def model_config(name: str, **overrides) -> SqueezeNetConfig:
+    """The configuration of a registered SqueezeNet with metaparameters/options overridden."""
+    if name not in CONFIGS:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(list_models())}")
+    cfg = CONFIGS[name].to_dict() | {k: v for k, v in overrides.items() if v is not None}
+    return SqueezeNetConfig.from_dict(cfg)
+
+
+def squeezenet1_0(**kw) -> SqueezeNet:
+    return SqueezeNet(model_config("squeezenet1_0", **kw))
+
+
+def squeezenet1_1(**kw) -> SqueezeNet:
+    return SqueezeNet(model_config("squeezenet1_1", **kw))
+
+
+def alexnet(num_classes: int = 1000, image_size: int = 227, dropout: float = 0.5) -> AlexNet:
+    return AlexNet(num_classes=num_classes, image_size=image_size, dropout=dropout)
+
+
+_BUILDERS: dict[str, Callable[..., nn.Module]] = {"alexnet": alexnet}
+
+
+def list_models() -> list[str]:
+    return sorted([*CONFIGS, *_BUILDERS])
+
+
+def create_model(name: str, **kw) -> nn.Module:
+    if name in _BUILDERS:
+        try:
+            return _BUILDERS[name](**kw)
+        except TypeError as e:
+            raise ValueError(f"{name}: {e}") from None
+    return SqueezeNet(model_config(name, **kw))

@@ -1,0 +1,34 @@
+"""Shared fixtures: the real data in ../shared (or $SQUEEZENET_SHARED), sliced small."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("SQUEEZENET_SHARED", REPO.parent / "shared")).resolve()
+os.environ["SQUEEZENET_SHARED"] = str(SHARED)
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    if not SHARED.is_dir():
+        pytest.fail(f"shared data not found at {SHARED}; set SQUEEZENET_SHARED")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def imagenette(shared) -> Path:
+    return shared / "data" / "imagenette2"
+
+
+@pytest.fixture(scope="session")
+def imagenet_val(shared) -> Path:
+    return shared / "data" / "imagenet-val-1300"
+
+
+@pytest.fixture(scope="session")
+def authors_model(shared) -> Path:
+    return shared / "weights" / "deep-compression-squeezenet-v1.0"
