@@ -73,47 +73,16 @@ def pool_out(n: int, kernel: int = 3, stride: int = 2) -> int:
     return out
 
 
-def feature_sizes(config: SqueezeNetConfig, input_size: int) -> list[tuple[str, int]]:
-    """Spatial size after each layer for a square input; ValueError when a layer would be empty."""
-    sizes: list[tuple[str, int]] = []
-
-    def push(name: str, n: int) -> int:
-        if n < 1:
-            raise ValueError(f"input size {input_size} is too small: {name} would be empty "
-                             f"(minimum input size {min_input_size(config)})")
-        sizes.append((name, n))
-        return n
-
-    n = push("conv1", conv_out(input_size, config.stem_kernel, config.stem_stride))
-    layers = [("conv1", None)] + [(f.name, f) for f in config.fires()]
-    for idx, (name, _) in enumerate(layers, start=1):
-        if idx > 1:
-            sizes.append((name, n))
-        if idx in config.pool_after:
-            n = push(f"maxpool{idx}", pool_out(n))
-    push("conv10", conv_out(n, 1, 1, config.conv10_padding))
-    return sizes
-
-
 def min_input_size(config: SqueezeNetConfig) -> int:
-    """The smallest square input every layer of this configuration accepts."""
-    for n in range(1, 4096):
-        try:
-            _check_sizes(config, n)
-            return n
-        except ValueError:
-            continue
-    raise ValueError("no input size up to 4096 fits this configuration")
+    """The smallest square input every layer of this configuration accepts (conv1 and the pools shrink it)."""
 
+    def fits(n: int) -> bool:
+        n = conv_out(n, config.stem_kernel, config.stem_stride)
+        for _ in config.pool_after:
+            n = pool_out(n) if n >= 1 else 0
+        return n >= 1
 
-def _check_sizes(config: SqueezeNetConfig, n: int) -> None:
-    n = conv_out(n, config.stem_kernel, config.stem_stride)
-    if n < 1:
-        raise ValueError
-    for p in config.pool_after:
-        n = pool_out(n)
-        if n < 1:
-            raise ValueError
+    return next(n for n in range(1, 4096) if fits(n))
 
 
 class SqueezeNet(nn.Module):

@@ -1,0 +1,57 @@
+"""Table 1 from the summary, and the `summary` / `reproduce` commands."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from squeezenet import create_model
+from squeezenet.cli import main
+from squeezenet.paper import TABLE1
+from squeezenet.summary import summarize
+
+
+def test_summary_reproduces_table1_at_227():
+    rows = {r["name"]: r for r in summarize(create_model("squeezenet1_0"), 227)["layers"]}
+    assert list(rows) == list(TABLE1)
+    for name, (out, params, _, _) in TABLE1.items():
+        h, w, c = rows[name]["output"]
+        assert f"{h}x{w}x{c}" == out
+        assert rows[name]["params"] == (params or 0)
+
+
+@pytest.mark.parametrize("name,macs", [("squeezenet1_0", 818.9e6), ("squeezenet1_1", 349.2e6)])
+def test_macs_at_224(name, macs):
+    assert abs(summarize(create_model(name), 224)["total"]["macs"] - macs) < 0.1e6
+
+
+def test_summary_json_cli(capsys):
+    assert main(["summary", "squeezenet1_0", "--sr", "0.5", "--pct3x3", "0.25", "--bypass", "simple", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["total"]["params"] == sum(p.numel() for p in create_model(
+        "squeezenet1_0", sr=0.5, pct3x3=0.25, bypass="simple").parameters())
+    assert out["total"]["bytes_fp32"] == 4 * out["total"]["params"]
+    assert {"layers", "total"} <= set(out) and out["total"]["macs"] > 0
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["summary", "squeezenet9"], "squeezenet9"),
+    (["summary", "squeezenet1_0", "--sr", "0"], "sr"),
+    (["summary", "squeezenet1_0", "--pct3x3", "1.2"], "pct3x3"),
+    (["summary", "squeezenet1_0", "--bypass", "diagonal"], "diagonal"),
+    (["summary", "squeezenet1_0", "--input-size", "16"], "minimum input size 21"),
+])
+def test_bad_input_is_one_line_and_exit_2(argv, needle):
+    r = subprocess.run([sys.executable, "-m", "squeezenet", *argv], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert len(r.stderr.strip().splitlines()) == 1 and needle in r.stderr and "Traceback" not in r.stderr
+
+
+def test_reproduce_writes_report(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "squeezenet", "reproduce", "--out", str(tmp_path / "rep")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "rep" / "README.md").read_text()
+    assert "Every row matches: **yes**" in text and "1,248,424" in text
+    assert (tmp_path / "rep" / "figure3_sizes.png").stat().st_size > 10_000
