@@ -44,6 +44,21 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     from .registry import create_model
     from .summary import format_table, summarize
 
+    if args.weights:  # the architecture of a weights file; a .sqz file adds its compression table
+        from .compress import file_report, format_report
+        from .sqzformat import is_sqz
+        from .weights import load
+
+        weights = load(args.weights)
+        table = summarize(weights.build(), args.input_size)
+        data = open(args.weights, "rb").read()
+        if is_sqz(data):
+            table["compression"] = file_report(data)
+        print(json.dumps(table) if args.json else format_table(table) + (
+            "\n\n" + format_report(table["compression"]) if "compression" in table else ""))
+        return 0
+    if args.model is None:
+        raise SqueezeNetError("summary needs a MODEL name or --weights FILE")
     kw = model_kwargs(args)
     if args.model == "alexnet":
         kw = {k: v for k, v in kw.items() if k == "num_classes"} | {"image_size": args.input_size}
@@ -52,11 +67,162 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    import json as _json
+    from pathlib import Path
+
+    from .train import TrainConfig, recipe_config, train
+
+    if args.resume:
+        cfg_file = Path(args.resume) / "config.json"
+        if not cfg_file.is_file():
+            raise SqueezeNetError(f"nothing to resume: {cfg_file} not found")
+        cfg = TrainConfig.from_dict(_json.loads(cfg_file.read_text()) | {"out": args.resume})
+    else:
+        if not args.data or not args.out:
+            raise SqueezeNetError("train needs --data DIR and --out RUN_DIR (or --resume RUN_DIR)")
+        overrides = model_kwargs(args) | {k: getattr(args, k) for k in ("dropout", "init") if getattr(args, k)
+                                          is not None}
+        overrides.pop("num_classes", None)
+        keys = ("data", "out", "model", "epochs", "batch_size", "accum", "lr", "momentum", "weight_decay",
+                "warmup_epochs", "label_smoothing", "image_size", "min_scale", "seed", "checkpoint_every",
+                "cache_dir", "skip_bad", "init_from", "freeze_features", "threads", "max_steps")
+        cfg = recipe_config(args.recipe, overrides, **{k: getattr(args, k) for k in keys})
+    print(_json.dumps(train(cfg, resume=bool(args.resume))))
+    return 0
+
+
+def _cmd_explore(args: argparse.Namespace) -> int:
+    from . import explore
+
+    trials = explore.plan(args.sweep, args.out, args.values, args.model)
+    train_args = [a for k in ("epochs", "image_size", "batch_size", "lr", "seed", "cache_dir")
+                  if getattr(args, k) is not None for a in (f"--{k.replace('_', '-')}", str(getattr(args, k)))]
+    train_args += [a for extra in args.train_arg for a in extra.split()]
+    if args.dry_run:
+        print(explore.dry_run(trials, args.data, train_args))
+        return 0
+    failed = [r for r in explore.run(trials, args.data, train_args, args.workers, args.compress) if not r["ok"]]
+    rows = explore.collect(trials)
+    if rows:
+        paths = explore.write_results(rows, args.out, f"{args.sweep} sweep ({args.model})")
+        print(f"results: {', '.join(str(p) for p in paths)}")
+    if failed:
+        raise SqueezeNetError(f"{len(failed)} configuration(s) failed, first: {failed[0]['name']} "
+                              f"(see {failed[0]['log']})")
+    return 0
+
+
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from .report import write_report
 
-    path = write_report(args.out)
+    path = write_report(args.out, args.results)
     print(f"report written to {path}")
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from .weights import load, save
+
+    weights = load(args.input, prototxt=args.prototxt)
+    save(weights, args.out)
+    n = sum(t.numel() for t in weights.state_dict.values())
+    print(f"read {args.input}: {weights.arch}, {weights.num_classes} classes, {n:,} parameters")
+    if weights.meta.get("format") == "deep-compression":
+        m = weights.meta
+        print(f"deep compression file: {m['layers']} layers, {m['weights']:,} weights ({m['nonzero']:,} non-zero), "
+              f"{m['biases']:,} biases, {m['bytes']:,} bytes consumed exactly")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .data import list_samples
+    from .evaluate import evaluate
+    from .runtime import open_model
+
+    weights = open_model(args.weights, args.backend, args.int8, args.calibration, evaluation_data=args.data)
+    samples = list_samples(args.data, classes=weights.class_ids).subset(args.limit)
+    r = evaluate(weights.model, samples, weights.preprocessing, batch_size=args.batch_size,
+                 workers=args.workers)
+    if args.json:
+        print(json.dumps({"weights": str(args.weights), "data": str(args.data), **r}))
+    else:
+        print(f"top-1 {100 * r['top1']:.2f}%  top-5 {100 * r['top5']:.2f}%  on {r['images']:,} images "
+              f"({r['seconds']:.1f} s, {r['images_per_s']:.1f} images/s)")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from .evaluate import predict
+    from .runtime import open_model
+
+    weights = open_model(args.weights, args.backend, args.int8, args.calibration)
+    results = predict(weights.model, args.images, weights.preprocessing, weights.classes, top=args.top)
+    if args.json:
+        print(json.dumps({"weights": str(args.weights), "predictions": results}))
+        return 0
+    for r in results:
+        print(r["file"])
+        for t in r["top"]:
+            print(f"  {100 * t['probability']:6.2f}%  {t['name']} ({t['index']})")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .runtime import export_model
+
+    r = export_model(args.weights, args.out, args.int8, args.calibration, args.calibration_images, args.check_images)
+    if args.json:
+        print(json.dumps(r))
+        return 0
+    print(f"ONNX opset {r['opset']}: max |logit difference| to PyTorch on {r['check_images']} images "
+          f"{r['max_abs_diff']:.2e}")
+    if args.int8:
+        print(f"int8 (calibrated on {r['calibration_images']} images): top-1 agrees with fp32 on "
+              f"{100 * r['int8_top1_agreement']:.1f}% of them, max |logit difference| {r['int8_max_abs_diff']:.3f}")
+    print(f"wrote {r['out']} ({r['precision']}, {r['bytes']:,} bytes)")
+    return 0
+
+
+def _add_backend_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=["torch", "onnxruntime"],
+                   help="runtime (default: torch for weights, onnxruntime for .onnx files)")
+    p.add_argument("--int8", action="store_true", help="int8 on ONNX Runtime (calibrated now unless already int8)")
+    p.add_argument("--calibration", metavar="DIR", help="int8 calibration images (default: shared Imagenette train)")
+
+
+def _cmd_compress(args: argparse.Namespace) -> int:
+    from .compress import CompressOptions, check_disjoint, compress, format_report, report, scorer
+    from .data import list_samples
+    from .weights import load
+
+    check_disjoint(args.data, args.eval_data)
+    weights = load(args.weights)
+    profile = args.profile if args.profile is not None or args.density or args.quality else "table1"
+    opts = CompressOptions(profile=None if profile == "none" else profile, density=args.density,
+                           quality=args.quality, bits=args.bits, init=args.init, rate=args.rate,
+                           retrain_epochs=args.retrain_epochs, finetune_epochs=args.finetune_epochs, loss=args.loss,
+                           batch_size=args.batch_size, train_limit=args.train_limit, gap_bits=args.gap_bits,
+                           lr_retrain=args.lr_retrain, lr_finetune=args.lr_finetune,
+                           fisher_batches=args.fisher_batches)
+    score = None
+    if args.eval_data:
+        samples = list_samples(args.eval_data, classes=weights.class_ids or weights.classes)
+        score = scorer(samples, weights, args.eval_limit)
+    log = (lambda m: print(m, file=sys.stderr)) if args.json else print
+    result = compress(weights, opts, args.data, score=score, log=log)
+    from .atomic import write_bytes
+
+    write_bytes(args.out, result.data)
+    rep = report(result) | {"out": str(args.out)}
+    print(json.dumps(rep) if args.json else format_report(rep) + f"\nwritten to {args.out}")
     return 0
 
 
@@ -70,15 +236,134 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("summary", help="per-layer table (Table 1) of any configuration")
-    p.add_argument("model", choices=list_models(), metavar="MODEL", help=f"one of: {', '.join(list_models())}")
+    p.add_argument("model", nargs="?", choices=list_models(), metavar="MODEL",
+                   help=f"one of: {', '.join(list_models())}")
+    p.add_argument("--weights", help="summarize a weights file instead (.sqz: with its compression table)")
     p.add_argument("--input-size", type=int, default=224, help="square input side in pixels (default 224)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     add_model_args(p)
     p.set_defaults(func=_cmd_summary)
 
+    p = sub.add_parser("train", help="train on an ImageNet-style folder (DIR/train, DIR/val); torchrun for DDP")
+    p.add_argument("--model", default="squeezenet1_1", choices=list_models(), metavar="MODEL")
+    p.add_argument("--data", help="folder with train/<class>/*.JPEG and val/<class>/*.JPEG")
+    p.add_argument("--out", help="run folder: config.json, checkpoint.pt, metrics.jsonl, curves.png, model")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run (killed or not) from its last checkpoint")
+    p.add_argument("--recipe", default="bn", choices=["bn", "no-final-relu", "paper"],
+                   help="bn (default): BatchNorm, no ReLU after conv10, lr 0.1, batch 128, label smoothing 0.1; "
+                   "no-final-relu: the paper's net minus that ReLU; paper: as published (stalls on Imagenette)")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, help="global batch per step, any number of processes")
+    p.add_argument("--accum", type=int, help="gradient accumulation micro-batches (paper: 512 = 32 x 16)")
+    p.add_argument("--lr", type=float)
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--weight-decay", type=float, default=2e-4)
+    p.add_argument("--warmup-epochs", type=float, default=1.0)
+    p.add_argument("--label-smoothing", type=float)
+    p.add_argument("--image-size", type=int, default=128, help="training crop side in pixels")
+    p.add_argument("--min-scale", type=float, default=0.35, help="random resized crop: smallest area fraction")
+    p.add_argument("--dropout", type=float, help="dropout before conv10 (paper: 0.5)")
+    p.add_argument("--init", choices=["paper", "torchvision"], help="weight initialization")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint-every", type=int, default=0, help="also checkpoint every N steps")
+    p.add_argument("--cache-dir", help="decoded-image cache (default $SQUEEZENET_CACHE or ~/.cache/squeezenet)")
+    p.add_argument("--skip-bad", action="store_true", help="skip unreadable images with a warning")
+    p.add_argument("--init-from", metavar="WEIGHTS", help="start from weights squeezenet.load reads")
+    p.add_argument("--freeze-features", action="store_true", help="train conv10 only (with --init-from)")
+    p.add_argument("--threads", type=int, help="torch threads per process (default: cores / processes)")
+    p.add_argument("--max-steps", type=int, help="stop after this many steps (probes)")
+    add_model_args(p)
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("explore", help="design-space exploration: SR, pct3x3, bypass sweeps (Figure 3, Table 3)")
+    p.add_argument("--sweep", required=True, choices=["sr", "pct3x3", "bypass", "grid"])
+    p.add_argument("--data", required=True, help="folder with train/<class>/... and val/<class>/...")
+    p.add_argument("--out", required=True, help="sweep folder: runs/<config>/, results.csv/json, figure.png")
+    p.add_argument("--values", nargs="+", help="values of the swept metaparameter (default: the paper's)")
+    p.add_argument("--model", default="squeezenet1_0", choices=list_models(), metavar="MODEL",
+                   help="base configuration (default squeezenet1_0, the paper's)")
+    for flag, typ in (("--epochs", int), ("--image-size", int), ("--batch-size", int), ("--lr", float),
+                      ("--seed", int)):
+        p.add_argument(flag, type=typ, help="passed to every training run")
+    p.add_argument("--cache-dir", help="decoded-image cache shared by the runs")
+    p.add_argument("--train-arg", action="append", default=[], metavar="ARGS",
+                   help="more `squeezenet train` arguments, e.g. --train-arg '--batch-norm'")
+    p.add_argument("--workers", type=_positive_int, default=1, help="configurations trained at once (default 1)")
+    p.add_argument("--compress", action="store_true", help="also record each model's .sqz size (table1, 6 bit)")
+    p.add_argument("--dry-run", action="store_true", help="print the training commands instead of running them")
+    p.set_defaults(func=_cmd_explore)
+
     p = sub.add_parser("reproduce", help="write the report that reproduces the paper (the main job)")
     p.add_argument("--out", default="report", help="output folder (default ./report)")
+    p.add_argument("--results", default="results", help="measured results to include (default ./results)")
     p.set_defaults(func=_cmd_reproduce)
+
+    p = sub.add_parser("convert", help="save any weights the project reads (e.g. the authors' .net) as safetensors")
+    p.add_argument("input", help="weights file: the authors' .net (prototxt beside it), .safetensors, ...")
+    p.add_argument("--out", required=True, help="output .safetensors file")
+    p.add_argument("--prototxt", help="the network's prototxt, if not the one beside a .net file")
+    p.set_defaults(func=_cmd_convert)
+
+    p = sub.add_parser("evaluate", help="top-1 / top-5 accuracy of weights on a folder of labelled images")
+    p.add_argument("--weights", required=True, help="weights file (.net, .safetensors, ...)")
+    p.add_argument("--data", required=True, help="ImageNet-style folder (<wnid>/*.JPEG) or a folder with labels.csv")
+    p.add_argument("--limit", type=_positive_int, help="evaluate the first N images only")
+    p.add_argument("--batch-size", type=_positive_int, default=32, help="images per forward pass (default 32)")
+    p.add_argument("--workers", type=int, default=1, choices=range(0, 17), metavar="N",
+                   help="image decoding processes (default 1)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (top1, top5 as fractions)")
+    _add_backend_args(p)
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("predict", help="the most probable classes of images")
+    p.add_argument("weights", help="weights file (.net, .safetensors, .sqz, .onnx) or a bundled model: imagenette")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    p.add_argument("--top", type=_positive_int, default=5, help="classes to show per image (default 5)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_backend_args(p)
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("export", help="ONNX model (fp32 or int8) for fast CPU inference, checked against PyTorch")
+    p.add_argument("weights", help="weights file (.net, .safetensors, .sqz, ...)")
+    p.add_argument("--format", choices=["onnx"], default="onnx", help="output format (onnx)")
+    p.add_argument("--out", required=True, help="output .onnx file")
+    p.add_argument("--int8", action="store_true", help="static int8 quantization (ONNX Runtime, per-channel)")
+    p.add_argument("--calibration", metavar="DIR", help="int8 calibration images (default: shared Imagenette train)")
+    p.add_argument("--calibration-images", type=_positive_int, default=300, metavar="N",
+                   help="images used to calibrate int8 (default 300)")
+    p.add_argument("--check-images", metavar="DIR", help="images of the parity check (default: Imagenette val)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("compress", help="Deep Compression: prune, retrain, quantize, entropy-code into a .sqz file")
+    p.add_argument("--weights", required=True, help="weights file (.net, .safetensors, .sqz)")
+    p.add_argument("--data", help="training images for retraining/fine-tuning (never the evaluation images)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--profile", choices=["table1", "none"], help="per-layer densities of Table 1 (default) or none")
+    g.add_argument("--density", type=float, help="one global magnitude threshold keeping this fraction")
+    g.add_argument("--quality", type=float, help="prune |w| < QUALITY x std(w) per layer (Han et al.)")
+    p.add_argument("--bits", type=int, default=6, choices=range(1, 9), metavar="B", help="bits per weight (6)")
+    p.add_argument("--init", choices=["linear", "kmeans++", "density", "optimal"], default="linear",
+                   help="k-means initialization (default linear; optimal: exact least squares by dynamic programming)")
+    p.add_argument("--rate", type=float, default=0.0,
+                   help="with --init optimal: entropy-constrained clustering, squared error traded for bits")
+    p.add_argument("--retrain-epochs", type=float, default=0.0, help="retraining after pruning (gradual, AGP)")
+    p.add_argument("--finetune-epochs", type=float, default=0.0, help="centroid fine-tuning after quantization")
+    p.add_argument("--fisher-batches", type=int, default=0,
+                   help="weight the clustering by the Fisher information measured on N batches of --data")
+    p.add_argument("--lr-retrain", type=float, default=1e-4, help="Adam learning rate of retraining (1e-4)")
+    p.add_argument("--lr-finetune", type=float, default=3e-5, help="Adam learning rate of the centroids (3e-5)")
+    p.add_argument("--loss", choices=["distill", "labels", "both"], default="distill",
+                   help="soft targets from the uncompressed model (default), labels, or both")
+    p.add_argument("--batch-size", type=_positive_int, default=32)
+    p.add_argument("--train-limit", type=_positive_int, default=4000, help="random training images used (4000)")
+    p.add_argument("--eval-data", help="held-out labelled images: top-1 is reported after every stage")
+    p.add_argument("--eval-limit", type=_positive_int, help="first N evaluation images only")
+    p.add_argument("--gap-bits", type=int, choices=[0, 2, 3, 4, 5, 6, 7, 8],
+                   help="relative index width (0: dense); default: the smallest per layer")
+    p.add_argument("--out", required=True, help="output .sqz file")
+    p.add_argument("--json", action="store_true", help="print one JSON object (keys layers, total_bytes, ...)")
+    p.set_defaults(func=_cmd_compress)
     return parser
 
 

@@ -1,11 +1,14 @@
 """`squeezenet reproduce`: a Markdown report (with PNG plots) setting what this machine computes beside the paper.
 
-Each section is a function `(out_dir) -> markdown`; sections that need data or results add themselves when those
-exist, so the report always runs, in seconds, with nothing but the package.
+Each section is a function `(out_dir, results_dir) -> markdown`. The architecture sections are computed now; the
+sections on training, compression and exploration read the measured results committed under `results/` (each
+with the command that produced it) and are left out when there are none, so the report runs in seconds anywhere.
 """
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -40,7 +43,7 @@ def _savefig(fig, path: Path) -> None:
     plt.close(fig)
 
 
-def section_table1(out: Path) -> str:
+def section_table1(out: Path, results: Path) -> str:
     """Table 1: per layer dims (at 227, the size the printed dims imply), parameters and MACs (at 224)."""
     model = create_model("squeezenet1_0")
     at227 = {r["name"]: r for r in summarize(model, 227)["layers"]}
@@ -67,7 +70,7 @@ def section_table1(out: Path) -> str:
             f"224 conv1 gives 109x109. fp32 size: {t['bytes_fp32']:,} bytes.\n")
 
 
-def section_v1_1(out: Path) -> str:
+def section_v1_1(out: Path, results: Path) -> str:
     s0, s1 = summarize(create_model("squeezenet1_0"))["total"], summarize(create_model("squeezenet1_1"))["total"]
     rows = [["v1.0", f"{s0['params']:,}", "1,248,424", f"{s0['macs'] / 1e6:.1f}", "818.9"],
             ["v1.1", f"{s1['params']:,}", f"{paper.V1_1_PARAMS:,}", f"{s1['macs'] / 1e6:.1f}", "349.2"]]
@@ -78,7 +81,7 @@ def section_v1_1(out: Path) -> str:
               f"{paper.V1_1_COMPUTE_SAVING}x) at {s1['params'] / s0['params']:.3f}x the parameters.\n")
 
 
-def section_bypass(out: Path) -> str:
+def section_bypass(out: Path, results: Path) -> str:
     rows = []
     for kind, (top1, top5, mb) in paper.TABLE3.items():
         n = _params("squeezenet1_0", bypass=kind)
@@ -91,7 +94,7 @@ def section_bypass(out: Path) -> str:
               "from it. Accuracy needs training: see the design-space exploration when its results exist.\n")
 
 
-def section_sweeps(out: Path) -> str:
+def section_sweeps(out: Path, results: Path) -> str:
     """Figure 3's x axis: model size along the SR and pct3x3 sweeps."""
     sr_vals = sorted(paper.SR_PARAMS)
     sr_params = [_params("squeezenet1_0", sr=v) for v in sr_vals]
@@ -120,16 +123,97 @@ def section_sweeps(out: Path) -> str:
               f"({_mb(sr_params[3]):.1f} MB here); SR 1.0 is {_mb(sr_params[4]):.1f} MB in fp32.\n")
 
 
-SECTIONS: list[Callable[[Path], str]] = [section_table1, section_v1_1, section_bypass, section_sweeps]
+def _pct(x) -> str:
+    return "" if x is None or x == "" else f"{100 * float(x):.1f}%"
 
 
-def write_report(out: str | Path = "report") -> Path:
-    """Write `out/README.md` (and its PNGs); return its path."""
-    out = Path(out)
+def _copy_png(src: Path, out: Path, name: str) -> str:
+    shutil.copyfile(src, out / name)
+    return f"![{name}]({name})"
+
+
+def section_training(out: Path, results: Path) -> str:
+    """Training runs committed under results/train/<run>/ (metrics.jsonl, curves.png, command.sh)."""
+    runs = sorted(p.parent for p in (results / "train").glob("*/metrics.jsonl"))
+    if not runs:
+        return ""
+    rows, figs = [], []
+    for run in runs:
+        hist = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
+        last = hist[-1]
+        best = max(h.get("val_top1", 0) for h in hist)
+        rows.append([run.name, len(hist), _pct(last.get("val_top1")), _pct(last.get("val_top5")), _pct(best),
+                     f"{last.get('seconds_total', 0) / 60:.0f} min"])
+        if (run / "curves.png").is_file():
+            figs.append(f"**{run.name}**\n\n" + _copy_png(run / "curves.png", out, f"train_{run.name}.png"))
+    return ("## Training on Imagenette\n\nRuns of `squeezenet train` (the exact commands are in "
+            "`results/train/<run>/command.sh`); Imagenette val, 3,925 images.\n\n"
+            + _md_table(["run", "epochs", "val top-1", "val top-5", "best top-1", "training time"], rows)
+            + "\n\n" + "\n\n".join(figs) + "\n")
+
+
+def section_table2(out: Path, results: Path) -> str:
+    """Table 2 measured by `benchmarks/table2.py`-style runs, saved as results/compress/table2.json."""
+    path = results / "compress" / "table2.json"
+    if not path.is_file():
+        return ""
+    measured = json.loads(path.read_text())
+    rows = [[r["network"], r["compression"], r["data_type"], f"{r['bytes']:,}", f"{r['vs_alexnet']:.0f}x",
+             _pct(r.get("top1")), _pct(r.get("top5"))] for r in measured["rows"]]
+    paper_rows = [[n, c, t, f"{mb} MB", f"{x}x", f"{t1}%", f"{t5}%"] for n, c, t, mb, x, t1, t5 in paper.TABLE2]
+    head = ["network", "compression", "data type", "size", "vs AlexNet", "top-1", "top-5"]
+    return ("## Table 2: Deep Compression\n\nMeasured here (accuracy on "
+            f"{measured.get('data', 'the shared ImageNet subset')}; command: `{measured.get('command', '')}`):\n\n"
+            + _md_table(head, rows) + "\n\nThe paper:\n\n" + _md_table(head, paper_rows) + "\n")
+
+
+def section_explore(out: Path, results: Path) -> str:
+    """Figure 3 and Table 3 from the sweeps under results/explore/<sweep>/results.json."""
+    sweeps = sorted(p.parent for p in (results / "explore").glob("*/results.json"))
+    if not sweeps:
+        return ""
+    parts = ["## Design-space exploration (Figure 3, Table 3) on Imagenette\n"]
+    for sweep in sweeps:
+        rows = json.loads((sweep / "results.json").read_text())
+        table = [[r["name"], f"{r['params']:,}", f"{r['bytes_fp32'] / 1e6:.2f}", _pct(r["top1"]), _pct(r["top5"]),
+                  f"{r['train_seconds'] / 60:.0f} min"] for r in rows]
+        parts.append(f"### {sweep.name}\n\n" + _md_table(["configuration", "params", "fp32 MB", "top-1", "top-5",
+                                                             "training"], table))
+        if (sweep / "figure.png").is_file():
+            parts.append(_copy_png(sweep / "figure.png", out, f"explore_{sweep.name}.png"))
+    return "\n\n".join(parts) + "\n"
+
+
+def section_bundled(out: Path, results: Path) -> str:
+    """The Imagenette model shipped inside the package (no data needed): what it is and how small."""
+    from .weights import BUNDLED, bundled_path, load
+
+    path = bundled_path("imagenette")
+    w = load("imagenette")
+    params = sum(v.numel() for v in w.state_dict.values())
+    m = w.meta.get("metrics", {})
+    bits = w.meta.get("compression", {}).get("bits")
+    return (f"## The bundled model: `squeezenet.load(\"imagenette\")`\n\nSqueezeNet v1.1 "
+            f"(BatchNorm recipe) trained from scratch on Imagenette at {w.preprocessing.crop_size} px "
+            f"({len(w.classes)} classes), stored as {bits}-bit weight sharing, entropy coded: "
+            f"**{path.stat().st_size:,} bytes** for {params:,} parameters ({4 * params:,} bytes in fp32). "
+            f"Validation top-1 / top-5 at the end of training: {_pct(m.get('val_top1'))} / "
+            f"{_pct(m.get('val_top5'))}. Bundled models: {', '.join(BUNDLED)}.\n")
+
+
+SECTIONS: list[Callable[[Path, Path], str]] = [section_table1, section_v1_1, section_bypass, section_sweeps,
+                                               section_bundled, section_training, section_table2,
+                                               section_explore]
+
+
+def write_report(out: str | Path = "report", results: str | Path = "results") -> Path:
+    """Write `out/README.md` (and its PNGs) from the package and the results folder; return its path."""
+    out, results = Path(out), Path(results)
     out.mkdir(parents=True, exist_ok=True)
     parts = ["# SqueezeNet, reproduced\n\nWritten by `squeezenet reproduce`: every figure below is computed by "
-             "this package on this machine, set beside the paper's printed value.\n"]
-    parts += [section(out) for section in SECTIONS]
+             "this package on this machine, or read from the measured results in "
+             f"`{results}/`, and set beside the paper's printed value.\n"]
+    parts += [text for section in SECTIONS if (text := section(out, results))]
     path = out / "README.md"
     write_text(path, "\n".join(parts))
     return path

@@ -107,11 +107,23 @@ def register_format(name: str, reader: Reader, suffixes: tuple[str, ...] = (), m
     FORMATS.append(WeightFormat(name, reader, tuple(s.lower() for s in suffixes), magic))
 
 
+BUNDLED = {"imagenette": "squeezenet1_1-imagenette.sqz"}  # shipped inside the package: works with no data at hand
+
+
+def bundled_path(name: str) -> Path:
+    return Path(__file__).parent / "assets" / BUNDLED[name]
+
+
 def load(path: str | Path, prototxt: str | Path | None = None) -> Weights:
-    """Read weights in any known format; `prototxt` overrides the one found beside a Deep Compression file."""
+    """Read weights in any known format, or a bundled model by name (`load("imagenette")`).
+
+    `prototxt` overrides the one found beside a Deep Compression file.
+    """
+    if str(path) in BUNDLED and not Path(path).exists():
+        path = bundled_path(str(path))
     path = Path(path)
     if not path.is_file():
-        raise SqueezeNetError(f"weights file not found: {path}")
+        raise SqueezeNetError(f"weights file not found: {path} (bundled models: {', '.join(BUNDLED)})")
     if prototxt is not None:
         return read_deep_compression(path, prototxt)
     with open(path, "rb") as f:

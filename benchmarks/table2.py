@@ -1,0 +1,41 @@
+"""Table 2 measured here: sizes (bytes of real files) and ImageNet-subset accuracy, saved for the report.
+
+    python benchmarks/table2.py --sqz6 MODEL.sqz [--data ../shared/data/imagenet-val-1300]
+
+writes results/compress/table2.json, which `squeezenet reproduce` lays beside the paper's Table 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from squeezenet.atomic import write_text
+from squeezenet.compress import table2
+from squeezenet.paths import shared_dir
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sqz6", help="our 6-bit .sqz (default: re-cluster the authors' model now, no fine-tuning)")
+    ap.add_argument("--data", default=str(shared_dir() / "data" / "imagenet-val-1300"))
+    ap.add_argument("--limit", type=int, help="first N images only")
+    ap.add_argument("--out", default=str(Path(__file__).parents[1] / "results" / "compress" / "table2.json"))
+    args = ap.parse_args()
+    rows = table2(val_dir=args.data, sqz6=args.sqz6, limit=args.limit)
+    for r in rows:
+        acc = f"{100 * r['top1']:.2f}% / {100 * r['top5']:.2f}%" if r["top1"] is not None else ""
+        print(f"{r['network']:<11}{r['compression']:<66}{r['data_type']:<7}{r['bytes']:>12,}"
+              f"{r['vs_alexnet']:>7.0f}x  {acc}")
+    result = {"command": "python benchmarks/table2.py " + shlex.join(sys.argv[1:]),
+              "data": f"{Path(args.data).name} ({f'first {args.limit}' if args.limit else 'all'} images)",
+              "rows": rows}
+    write_text(args.out, json.dumps(result, indent=1) + "\n")
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Weight sharing: k-means properties on synthetic weights, zeros kept, centroid gradients summed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from squeezenet.quantize import INITS, WeightSharing, kmeans_1d, quantize_model, quantize_tensor
+from squeezenet.registry import create_model
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.integers(1, 6), st.sampled_from(INITS), st.floats(0.0, 0.9))
+def test_quantize_keeps_zeros_and_uses_at_most_2_pow_bits_values(seed, bits, init, sparsity):
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(300, generator=g)
+    w[torch.rand(300, generator=g) < sparsity] = 0
+    q = quantize_tensor(w, bits, init)
+    assert ((q.codes == 0) == (w == 0).numpy()).all()
+    assert len(np.unique(q.weight)) <= 1 << bits
+    assert np.array_equal(q.codebook, q.codebook.astype(np.float16).astype(np.float32))  # the file's precision
+
+
+def test_linear_kmeans_beats_its_initial_grid():
+    v = torch.randn(20000, generator=torch.Generator().manual_seed(0)) ** 3
+    grid = torch.linspace(float(v.min()), float(v.max()), 15, dtype=torch.float64)
+    c = kmeans_1d(v, 15)
+
+    def mse(centroids):
+        return float(((v.double()[:, None] - centroids[None]) ** 2).min(1).values.mean())
+
+    assert mse(c) < 0.5 * mse(grid) and torch.all(c[1:] >= c[:-1])
+
+
+def test_optimal_clustering_is_exact_and_rate_trades_error_for_entropy():
+    v = torch.randn(5000, generator=torch.Generator().manual_seed(1)) ** 3
+
+    def mse_and_entropy(c):
+        d = (v.double()[:, None] - c[None]) ** 2
+        p = torch.bincount(d.argmin(1), minlength=len(c)).double() / len(v)
+        p = p[p > 0]
+        return float(d.min(1).values.mean()), float(-(p * p.log2()).sum())
+
+    lin, opt, ec = (mse_and_entropy(kmeans_1d(v, 15, init, penalty=pen))
+                    for init, pen in [("linear", 0), ("optimal", 0), ("optimal", 0.05 * float((v ** 2).mean()))])
+    assert opt[0] <= lin[0] and ec[1] < opt[1] and ec[0] > opt[0]
+    x = torch.tensor([0.0, 1.0, 10.0, 11.0])  # 2 clusters; importance pulls the centroid to the important value
+    assert kmeans_1d(x, 2, "optimal", importance=torch.tensor([1.0, 1.0, 1.0, 99.0]))[1] > 10.9
+
+
+def test_centroid_gradient_is_the_sum_of_its_weights_gradients():
+    torch.manual_seed(0)
+    model = create_model("squeezenet1_1", num_classes=10, base_e=16, incr_e=16)
+    q = quantize_model(model, 3)
+    sharing = WeightSharing(model, q)
+    x = torch.randn(2, 3, 64, 64)
+    model(x).sum().backward()
+    name = "features.3.expand3x3.weight"
+    grad = model.get_parameter(name).grad.clone()
+    sharing.accumulate()
+    codes = torch.from_numpy(q[name].codes.astype(np.int64))
+    book = sharing.books[name]
+    for c in range(1, 8):
+        assert torch.allclose(book.grad[c - 1], grad[codes == c].sum(), atol=1e-5)
+    opt = torch.optim.SGD(sharing.centroids(), lr=0.1)
+    opt.step()
+    sharing.sync()
+    w = model.get_parameter(name)
+    assert torch.equal(w == 0, torch.from_numpy(q[name].codes == 0))  # zeros stay zero
+    assert len(torch.unique(w)) <= 8
+    out = sharing.quantized()
+    assert torch.equal(torch.from_numpy(out[name].weight), w.detach())
+
+
+def test_bad_bits_and_init_are_errors():
+    with pytest.raises(ValueError, match="bits"):
+        quantize_tensor(torch.randn(10), 9)
+    with pytest.raises(ValueError, match="init"):
+        kmeans_1d(torch.randn(10), 3, "random")

@@ -1,0 +1,127 @@
+"""The .sqz file on the authors' real model: exact round trips, stable bytes, and mutated files rejected cleanly."""
+
+from __future__ import annotations
+
+import struct
+import tracemalloc
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import squeezenet
+from squeezenet import sqzformat
+from squeezenet.deepcompression import read_net
+from squeezenet.errors import SqueezeNetError
+from squeezenet.quantize import quantize_model
+
+
+@pytest.fixture(scope="session")
+def authors(authors_model):
+    net = authors_model / "compressed_SqueezeNet.net"
+    w = squeezenet.load(net)
+    names = [k for k in w.state_dict if k.endswith("weight")]
+    q8 = {k: sqzformat.Quantized(lay.codes, lay.codebook, 8) for k, lay in zip(names, read_net(net).layers,
+                                                                               strict=True)}
+    return w, q8
+
+
+@pytest.fixture(scope="session")
+def six_bit(authors):
+    w, _ = authors
+    q6 = quantize_model(w.build(), 6)
+    data, layers = sqzformat.encode(w, q6)
+    return w, q6, data
+
+
+def test_8bit_reencoding_is_lossless_and_smaller(authors, authors_model):
+    w, q8 = authors
+    data, _ = sqzformat.encode(w, q8, codebook_dtype="f32", float_dtype="f32", coders=("raw", "ans"))
+    assert len(data) < (authors_model / "compressed_SqueezeNet.net").stat().st_size
+    back = sqzformat.decode(data).weights
+    for k, v in w.state_dict.items():
+        assert torch.equal(back.state_dict[k], v), k
+    assert back.class_ids == w.class_ids and back.classes == w.classes and back.preprocessing == w.preprocessing
+
+
+def test_6bit_round_trip_is_exact_and_bytes_are_stable(six_bit):
+    w, q6, data = six_bit
+    d = sqzformat.decode(data)
+    for k, q in q6.items():
+        assert torch.equal(d.weights.state_dict[k], torch.from_numpy(q.weight)), k
+        assert np.array_equal(d.quantized[k].codes, q.codes)
+    for k, v in w.state_dict.items():
+        if k not in q6:
+            assert torch.equal(d.weights.state_dict[k], v.half().float()), k
+    again, _ = sqzformat.encode(d.weights, d.quantized)
+    assert again == data
+
+
+def test_load_reads_sqz_and_builds_a_model(six_bit, tmp_path):
+    w, q6, data = six_bit
+    path = tmp_path / "m.sqz"
+    path.write_bytes(data)
+    model = squeezenet.load(path).build()
+    x = torch.randn(1, 3, 227, 227)
+    ref = w.build()
+    with torch.no_grad():
+        for k, q in q6.items():
+            ref.get_parameter(k).copy_(torch.from_numpy(q.weight))
+        for n, p in ref.named_parameters():
+            if n not in q6:
+                p.copy_(p.half().float())
+        assert torch.allclose(model(x), ref(x), atol=1e-4)
+
+
+def test_truncated_and_foreign_files_name_the_problem(six_bit, tmp_path):
+    _, _, data = six_bit
+    for bad, msg in [(data[:100], "checksum"), (b"hello", "not a .sqz"), (data[:-1] + b"\0", "checksum")]:
+        with pytest.raises(SqueezeNetError, match=msg):
+            sqzformat.decode(bad)
+    path = tmp_path / "cut.sqz"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(SqueezeNetError, match="cut.sqz"):
+        squeezenet.load(path)
+
+
+def _fix_crc(b: bytes) -> bytes:
+    return b[:-4] + struct.pack("<I", zlib.crc32(b[:-4]))
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                 HealthCheck.too_slow])
+@given(st.data())
+def test_mutated_files_never_crash_hang_or_overallocate(six_bit, data):
+    """Flip, overwrite, cut or insert bytes, mostly with a recomputed checksum (a forged file)."""
+    _, _, good = six_bit
+    b = bytearray(good[:-4])
+    body = len(b)
+    for _ in range(data.draw(st.integers(1, 4))):
+        kind = data.draw(st.sampled_from(["flip", "byte", "cut", "insert", "word"]))
+        # bias positions towards the header and the layer records, where lengths and counts live
+        pos = data.draw(st.one_of(st.integers(0, min(400, len(b) - 1)), st.integers(0, len(b) - 1)))
+        if kind == "flip":
+            b[pos] ^= 1 << data.draw(st.integers(0, 7))
+        elif kind == "byte":
+            b[pos] = data.draw(st.integers(0, 255))
+        elif kind == "word":
+            b[pos:pos + 4] = struct.pack("<I", data.draw(st.sampled_from([0, 1, 2**31, 2**32 - 1, 10**6])))
+        elif kind == "cut":
+            del b[pos:pos + data.draw(st.integers(1, 5000))]
+        else:
+            b[pos:pos] = bytes(data.draw(st.binary(min_size=1, max_size=16)))
+    mutated = bytes(b) + good[-4:]
+    if data.draw(st.booleans()) or len(b) != body:
+        mutated = _fix_crc(mutated)
+    tracemalloc.start()
+    try:
+        sqzformat.decode(mutated)
+    except SqueezeNetError:
+        pass
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert peak < 64 * 2**20  # the decoded model is 5 MB in fp32; no forged count may drive a big allocation
