@@ -16,6 +16,7 @@ import os
 import platform
 import statistics
 import time
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -47,6 +48,11 @@ def timed(fn, repeats: int) -> tuple[object, float, float]:
     return out, statistics.median(wall), statistics.median(cpu)
 
 
+def streams_by_coder(decoded: sqzformat.Decoded) -> dict[str, int]:
+    """How many of the file's streams each coder won."""
+    return dict(Counter(lay[k] for lay in decoded.layers for k in ("codes_coder", "index_coder") if lay.get(k)))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=7)
@@ -69,11 +75,7 @@ def main() -> None:
                                         1)
             decoded, t_dec, c_dec = timed(lambda data=data: sqzformat.decode(data), args.repeats)
             _, t_build, _ = timed(lambda decoded=decoded: decoded.weights.build(), 3)
-            coders = {}
-            for lay in decoded.layers:
-                for key in ("codes_coder", "index_coder"):
-                    if lay.get(key):
-                        coders[lay[key]] = coders.get(lay[key], 0) + 1
+            coders = streams_by_coder(decoded)
             rows.append({"weights": label, "coder": setting, "bytes": len(data), "encode_s": t_enc,
                          "decode_s": t_dec, "decode_cpu_s": c_dec, "build_model_s": t_build,
                          "streams_by_coder": coders})
@@ -83,11 +85,7 @@ def main() -> None:
     for f in map(Path, args.sqz):
         data = f.read_bytes()
         decoded, t_dec, c_dec = timed(lambda data=data: sqzformat.decode(data), args.repeats)
-        coders = {}
-        for lay in decoded.layers:
-            for key in ("codes_coder", "index_coder"):
-                if lay.get(key):
-                    coders[lay[key]] = coders.get(lay[key], 0) + 1
+        coders = streams_by_coder(decoded)
         rows.append({"weights": f.name, "coder": "as stored", "bytes": len(data), "decode_s": t_dec,
                      "decode_cpu_s": c_dec, "streams_by_coder": coders})
         print(f"{f.name:<46}{len(data):>10,} bytes  decode {t_dec * 1e3:6.1f} ms (cpu {c_dec * 1e3:6.1f})  {coders}")

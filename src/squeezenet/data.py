@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from .atomic import atomic_path, write_text
 from .errors import SqueezeNetError
+from .preprocess import resize_and_crop
 
 IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".bmp", ".webp"}
 
@@ -149,13 +150,7 @@ def decode_square(path: str | Path, side: int) -> np.ndarray:
     try:
         with Image.open(path) as im:
             im.draft("RGB", (side, side))
-            im = im.convert("RGB")
-            w, h = im.size
-            s = side / min(w, h)
-            nw, nh = max(side, round(w * s)), max(side, round(h * s))
-            im = im.resize((nw, nh), Image.BILINEAR)
-            left, top = (nw - side) // 2, (nh - side) // 2
-            return np.asarray(im.crop((left, top, left + side, top + side)), dtype=np.uint8)
+            return np.asarray(resize_and_crop(im.convert("RGB"), side, side), dtype=np.uint8)
     except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as e:
         raise SqueezeNetError(f"cannot read image {path}: {e}") from None
 

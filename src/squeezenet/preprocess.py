@@ -49,17 +49,10 @@ class Preprocessing:
     def resize_crop(self, image: Image.Image) -> Image.Image:
         """PIL image -> crop_size x crop_size RGB image."""
         image = image.convert("RGB")
-        w, h = image.size
         c = self.crop_size
-        if self.keep_crop_sized and (w, h) == (c, c):
+        if self.keep_crop_sized and image.size == (c, c):
             return image
-        target = self.resize_size or c
-        if min(w, h) != target:
-            s = target / min(w, h)
-            w, h = max(c, round(w * s)), max(c, round(h * s))
-            image = image.resize((w, h), Image.BILINEAR)
-        left, top = (w - c) // 2, (h - c) // 2
-        return image.crop((left, top, left + c, top + c))
+        return resize_and_crop(image, self.resize_size or c, c)
 
     def to_uint8(self, image: Image.Image) -> torch.Tensor:
         """Resized and cropped image as a uint8 CHW RGB tensor (what a training cache keeps)."""
@@ -89,6 +82,17 @@ class Preprocessing:
         if not isinstance(d, dict) or set(d) - known:
             raise ValueError(f"not a preprocessing description: {d!r}")
         return cls(**d)
+
+
+def resize_and_crop(image: Image.Image, resize: int, crop: int) -> Image.Image:
+    """Scale the shorter side to `resize` (bilinear), then cut the centre `crop` x `crop` square."""
+    w, h = image.size
+    if min(w, h) != resize:
+        s = resize / min(w, h)
+        w, h = max(crop, round(w * s)), max(crop, round(h * s))
+        image = image.resize((w, h), Image.BILINEAR)
+    left, top = (w - crop) // 2, (h - crop) // 2
+    return image.crop((left, top, left + crop, top + crop))
 
 
 CAFFE = Preprocessing(crop_size=227, resize_size=256, mean=(104.0, 117.0, 123.0), std=(1.0, 1.0, 1.0),
