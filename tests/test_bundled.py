@@ -13,3 +13,24 @@ def test_bundled_model_classifies_real_imagenette_images(imagenette):
     subset = type(samples)([samples.paths[i] for i in pick], [samples.labels[i] for i in pick], samples.classes)
     result = evaluate(w.build(), subset, w.preprocessing, progress=False)
     assert result["images"] == 40 and result["top1"] >= 0.6  # 80.7% on all 3,925 val images
+
+
+def test_sensitivity_command_on_real_images(imagenette, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    val = tmp_path / "val"
+    for wnid in ("n01440764", "n03888257"):
+        (val / wnid).mkdir(parents=True)
+        for p in sorted((imagenette / "val" / wnid).iterdir())[:3]:
+            (val / wnid / p.name).symlink_to(p)
+    r = subprocess.run([sys.executable, "-m", "squeezenet", "sensitivity", "--weights", "imagenette", "--data",
+                        str(val), "--limit", "6", "--densities", "0.0001", "1.0", "--out", str(tmp_path / "s")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    rows = json.loads((tmp_path / "s" / "sensitivity.json").read_text())
+    assert len(rows) == 2 * 26 and {r["name"] for r in rows} >= {"conv1", "fire9/expand3x3", "conv10"}
+    full = [r["score"] for r in rows if r["density"] == 1.0]
+    assert len(set(full)) == 1  # every layer restored after its probe
+    assert (tmp_path / "s" / "sensitivity.png").stat().st_size > 10_000

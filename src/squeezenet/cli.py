@@ -198,6 +198,29 @@ def _add_backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calibration", metavar="DIR", help="int8 calibration images (default: shared Imagenette train)")
 
 
+def _cmd_sensitivity(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .atomic import write_text
+    from .compress import scorer
+    from .data import list_samples
+    from .prune import paper_names, plot_sensitivity, sensitivity
+    from .weights import load
+
+    weights = load(args.weights)
+    model = weights.build()
+    score = scorer(list_samples(args.data, weights.class_ids), weights, args.limit)
+    rows = sensitivity(model, score, tuple(args.densities))
+    names = paper_names(model)
+    for r in rows:
+        r["name"] = names.get(r["layer"], r["layer"])
+        print(f"{r['name']:<22}density {r['density']:.2f}  top-1 {r['score']:.2%}")
+    out = Path(args.out)
+    write_text(out / "sensitivity.json", json.dumps(rows, indent=1))
+    print(f"written: {out / 'sensitivity.json'}, {plot_sensitivity(rows, out / 'sensitivity.png', names)}")
+    return 0
+
+
 def _cmd_compress(args: argparse.Namespace) -> int:
     from .compress import CompressOptions, check_disjoint, compress, format_report, report, scorer
     from .data import list_samples
@@ -334,6 +357,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check-images", metavar="DIR", help="images of the parity check (default: Imagenette val)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("sensitivity", help="pruning sensitivity: accuracy against density, one layer at a time")
+    p.add_argument("--weights", required=True, help="weights file (.net, .safetensors, .sqz) or bundled name")
+    p.add_argument("--data", required=True, help="held-out labelled images (folder or labels.csv)")
+    p.add_argument("--limit", type=_positive_int, default=500, help="random images scored per point (500)")
+    p.add_argument("--densities", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.5, 0.7, 1.0])
+    p.add_argument("--out", required=True, help="folder for sensitivity.json and sensitivity.png")
+    p.set_defaults(func=_cmd_sensitivity)
 
     p = sub.add_parser("compress", help="Deep Compression: prune, retrain, quantize, entropy-code into a .sqz file")
     p.add_argument("--weights", required=True, help="weights file (.net, .safetensors, .sqz)")
