@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 from squeezenet.atomic import write_text
-from squeezenet.compress import table2
 from squeezenet.paths import shared_dir
+from squeezenet.table2 import authors_rows
 
 
 def main() -> None:
@@ -25,7 +25,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, help="first N images only")
     ap.add_argument("--out", default=str(Path(__file__).parents[1] / "results" / "compress" / "table2.json"))
     args = ap.parse_args()
-    rows = table2(val_dir=args.data, sqz6=args.sqz6, limit=args.limit)
+    rows = authors_rows(val_dir=args.data, sqz6=args.sqz6, limit=args.limit)
     for r in rows:
         acc = f"{100 * r['top1']:.2f}% / {100 * r['top5']:.2f}%" if r["top1"] is not None else ""
         print(f"{r['network']:<11}{r['compression']:<66}{r['data_type']:<7}{r['bytes']:>12,}"

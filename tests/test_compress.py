@@ -1,4 +1,4 @@
-"""The pipeline end to end on small real inputs: prune + retrain + quantize + fine-tune + encode, and the CLI."""
+"""The pipeline end to end on small real inputs: prune + retrain + quantize + fine-tune + encode, the CLI, AlexNet."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ import torch
 import squeezenet
 from squeezenet import sqzformat
 from squeezenet.cli import main
-from squeezenet.compress import CompressOptions, check_disjoint, compress, format_report, report
+from squeezenet.compress import CompressOptions, check_disjoint, compress, format_report, report, sparse_fp32_bytes
 from squeezenet.errors import SqueezeNetError
+from squeezenet.lowrank import factorize
 from squeezenet.preprocess import preset
+from squeezenet.quantize import layer_bits
 from squeezenet.registry import create_model
 from squeezenet.weights import Weights, save
 
@@ -69,3 +71,52 @@ def test_check_disjoint(imagenette):
     check_disjoint(imagenette / "train", imagenette / "val")
     with pytest.raises(SqueezeNetError):
         check_disjoint(imagenette, imagenette / "val")
+
+
+@pytest.fixture(scope="module")
+def alexnet(imagenette, tmp_path_factory):
+    """An (untrained) 10-class AlexNet at 64 px with Imagenette's classes, saved as safetensors."""
+    torch.manual_seed(0)
+    classes = sorted(p.name for p in (imagenette / "train").iterdir() if p.is_dir())
+    model = create_model("alexnet", num_classes=10, image_size=64, init="kaiming")
+    path = tmp_path_factory.mktemp("alexnet") / "alexnet.safetensors"
+    save(Weights.from_model(model, classes, preset("torchvision", 64), class_ids=classes), path)
+    return path
+
+
+def test_alexnet_svd_row(alexnet, imagenette, tmp_path, capsys, monkeypatch):
+    """SVD of fc6 and fc7 (fc8 would not shrink), fine-tuned by distillation, kept fp32 as safetensors."""
+    monkeypatch.setenv("SQUEEZENET_CACHE", str(tmp_path / "cache"))
+    svd = tmp_path / "svd.safetensors"
+    assert main(["compress", "--weights", str(alexnet), "--svd", "64", "--retrain-epochs", "1", "--no-quantize",
+                 "--data", str(imagenette / "train"), "--train-limit", "16", "--batch-size", "8", "--out", str(svd),
+                 "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    w = squeezenet.load(svd)
+    assert w.config["ranks"] == {"fc6": 64, "fc7": 64} and rep["format"] == "fp32"
+    assert rep["total_bytes"] == 4 * sum(v.numel() for v in w.state_dict.values())
+    assert [s["stage"] for s in rep["stages"]] == ["fp32", "SVD (rank fc6 64, fc7 64)", "fine-tuned"]
+    assert main(["evaluate", "--weights", str(svd), "--data", str(imagenette / "val"), "--limit", "4"]) == 0
+
+
+def test_alexnet_pruning_and_deep_compression_rows(alexnet, tmp_path, capsys):
+    """Han et al.'s densities (AlexNet's default profile), then per-layer bits; fc7 factorised to keep it fast."""
+    small = squeezenet.save(factorize(squeezenet.load(alexnet), {"fc7": 64}), tmp_path / "small.safetensors")
+    pruned = tmp_path / "pruned.safetensors"
+    assert main(["compress", "--weights", str(small), "--no-quantize", "--out", str(pruned), "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    model = squeezenet.load(pruned).build()
+    assert rep["total_bytes"] == sparse_fp32_bytes(model) and rep["stages"][-1]["stage"] == "pruned"
+    density = {r["layer"]: r["density"] for r in rep["layers"]}
+    assert density["fc6"] == pytest.approx(0.09, abs=0.01) and density["conv1"] == pytest.approx(0.84, abs=0.01)
+
+    dc = tmp_path / "dc.sqz"
+    assert main(["compress", "--weights", str(small), "--bits", "6", "--fc-bits", "4", "--out", str(dc)]) == 0
+    assert "quantized 6/4 (conv/fc)-bit, entropy coded" in capsys.readouterr().out
+    d = sqzformat.decode(dc.read_bytes())
+    assert {k: q.bits for k, q in d.quantized.items()} == layer_bits(d.weights.build(), 6, 4)
+
+    assert main(["compress", "--weights", str(alexnet), "--no-quantize", "--out", str(tmp_path / "x.sqz")]) == 2
+    assert "safetensors" in capsys.readouterr().err
+    assert main(["compress", "--weights", str(small), "--profile", "table1", "--out", str(tmp_path / "x.sqz")]) == 2
+    assert "does not fit" in capsys.readouterr().err

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from squeezenet import explore
+from squeezenet.errors import SqueezeNetError
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +49,11 @@ def test_sweep_runs_and_resumes_without_rerunning(tiny_data, tmp_path):
     rows = explore.collect(trials)
     assert [r["sr"] for r in rows] == [0.125, 0.25] and rows[0]["params"] < rows[1]["params"]
     assert all(0 <= r["top1"] <= 1 and r["top5"] == 1.0 and r["train_seconds"] > 0 for r in rows)  # 2 classes
+    # the bypass sweep's 'none' is v1.0, i.e. SR 0.125: sharing the runs folder, it is not trained again...
+    shared = explore.plan("bypass", tmp_path / "bypass", ["none"], runs=out / "runs")
+    assert shared[0].run_dir == trials[0].run_dir and explore.run(shared, tiny_data, train_args, log=print) == []
+    with pytest.raises(SqueezeNetError, match="trained with"):  # ...unless it was trained otherwise
+        explore.run(shared, tiny_data, [*train_args, "--lr", "0.01"], log=print)
     paths = explore.write_results(rows, out, "sr sweep")
     assert json.loads(paths[1].read_text())[1]["bytes_fp32"] == 4 * rows[1]["params"]
     assert paths[2].stat().st_size > 5_000

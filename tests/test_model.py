@@ -109,3 +109,15 @@ def test_config_round_trip():
     assert SqueezeNetConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError, match="bogus"):
         SqueezeNetConfig.from_dict(cfg.to_dict() | {"bogus": 1})
+
+
+def test_bypass_sum_is_normalised_under_batch_norm():
+    """With BatchNorm, a bypass fire normalises its sum (else lr 0.1 diverges, results/explore/README.md)."""
+    torch.manual_seed(0)
+    for bypass in ("simple", "complex"):
+        model = create_model("squeezenet1_0", num_classes=3, bypass=bypass, batch_norm=True).train()
+        fire = next(m for m in model.features if isinstance(m, Fire) and m.bypass != "none")
+        y = fire(torch.rand(8, fire.in_channels, 9, 9) * 5)
+        assert y.mean().abs() < 1e-4 and abs(y.std().item() - 1) < 0.01
+    plain = create_model("squeezenet1_0", bypass="simple")  # the paper's net: the sum as it is
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules())

@@ -1,4 +1,4 @@
-"""Magnitude pruning: Table 1's profile, masks that hold during training, the AGP schedule, sensitivity."""
+"""Magnitude pruning: Table 1's and Han et al.'s AlexNet profiles, masks that hold in training, AGP, sensitivity."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import torch
 from squeezenet.prune import (
     Pruner,
     agp,
+    alexnet_densities,
     global_densities,
     magnitude_mask,
     paper_names,
@@ -70,3 +71,18 @@ def test_sensitivity_table_and_png(tmp_path):
     assert torch.equal(m(x), ref)  # weights restored
     png = plot_sensitivity(rows, tmp_path / "s.png", paper_names(m))
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_alexnet_profile_is_han_et_al_9x():
+    with torch.device("meta"):
+        full = create_model("alexnet")
+    d = alexnet_densities(full)
+    assert [paper_names(full)[n] for n in d] == ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"]
+    total = sum(p.numel() for p in full.parameters())
+    kept = total - sum(full.get_parameter(n).numel() * (1 - x) for n, x in d.items())
+    assert 8.8 < total / kept < 9.3  # Han et al. 2015: 61 M -> 6.7 M, 9x
+    torch.manual_seed(0)
+    m = create_model("alexnet", num_classes=10, image_size=128)  # the Imagenette AlexNet, pruned for real
+    Pruner(m, alexnet_densities(m)).prune(1.0)
+    nonzero = sum(int(torch.count_nonzero(p)) for p in m.parameters())
+    assert 8.5 < sum(p.numel() for p in m.parameters()) / nonzero < 9.3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import struct
 import tracemalloc
 import zlib
@@ -16,7 +17,7 @@ import squeezenet
 from squeezenet import sqzformat
 from squeezenet.deepcompression import read_net
 from squeezenet.errors import SqueezeNetError
-from squeezenet.quantize import quantize_model
+from squeezenet.quantize import layer_bits, quantize_model
 
 
 @pytest.fixture(scope="session")
@@ -125,3 +126,60 @@ def test_mutated_files_never_crash_hang_or_overallocate(six_bit, data):
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     assert peak < 64 * 2**20  # the decoded model is 5 MB in fp32; no forged count may drive a big allocation
+
+
+@pytest.fixture(scope="module")
+def alexnet_sqz():
+    """A 3-class AlexNet at 67 px, fc7 factorised at rank 32, random 8-bit conv and 5-bit fc codes (~30% zeros)."""
+    torch.manual_seed(0)
+    model = squeezenet.create_model("alexnet", num_classes=3, image_size=67, ranks={"fc7": 32})
+    w = squeezenet.Weights.from_model(model, ["a", "b", "c"], squeezenet.Preprocessing(67, None, (0, 0, 0), (1, 1, 1)))
+    rng = np.random.default_rng(0)
+    q = {}
+    for name, bits in layer_bits(model, 8, 5).items():
+        shape = w.state_dict[name].shape
+        codes = (rng.integers(1, 1 << bits, shape) * (rng.random(shape) < 0.7)).astype(np.uint8)
+        book = np.concatenate([[0.0], np.sort(rng.normal(0, 0.05, (1 << bits) - 1))]).astype(np.float16)
+        q[name] = sqzformat.Quantized(codes, book.astype(np.float32), bits)
+    data, _ = sqzformat.encode(w, q)
+    return w, q, data
+
+
+def _with_header(data: bytes, change: dict) -> bytes:
+    n = len(sqzformat.MAGIC)
+    (hlen,) = struct.unpack("<I", data[n + 1:n + 5])
+    header = json.loads(zlib.decompress(data[n + 5:n + 5 + hlen])) | change
+    head = zlib.compress(json.dumps(header).encode())
+    return _fix_crc(data[:n + 1] + struct.pack("<I", len(head)) + head + data[n + 5 + hlen:])
+
+
+def test_alexnet_round_trip_is_exact(alexnet_sqz, tmp_path):
+    w, q, data = alexnet_sqz
+    d = sqzformat.decode(data)
+    assert d.weights.arch == "alexnet" and d.weights.config == w.config
+    assert {k: v.bits for k, v in d.quantized.items()}["features.4.weight"] == 8  # conv2, grouped
+    for k, v in q.items():
+        assert np.array_equal(d.quantized[k].codes, v.codes) and d.quantized[k].bits == v.bits, k
+        assert torch.equal(d.weights.state_dict[k], torch.from_numpy(v.weight)), k
+    path = tmp_path / "alexnet.sqz"
+    path.write_bytes(data)
+    model = squeezenet.load(path).build()
+    assert model.layers()["fc7"].second.weight.shape == (4096, 32)
+    assert sqzformat.encode(d.weights, d.quantized)[0] == data
+
+
+def test_forged_and_truncated_alexnet_files_are_rejected(alexnet_sqz):
+    _, _, data = alexnet_sqz
+    for bad, msg in [(data[:len(data) // 2], "checksum"),
+                     (_fix_crc(data[:len(data) // 2]), "truncated|bytes"),
+                     (_with_header(data, {"arch": "squeezenet"}), "configuration"),
+                     (_with_header(data, {"config": {"image_size": 20}}), "configuration"),
+                     (_with_header(data, {"config": {"num_classes": 3, "image_size": 99}}), "not those")]:
+        with pytest.raises(SqueezeNetError, match=msg):
+            sqzformat.decode(bad)
+    # the reader accepts AlexNet's full size (61 M parameters): a header for it fails only on the missing bytes
+    with torch.device("meta"):
+        full = squeezenet.create_model("alexnet")
+    tensors = [[k, list(v.shape)] for k, v in full.state_dict().items()]
+    with pytest.raises(SqueezeNetError, match="truncated|holds"):
+        sqzformat.decode(_with_header(data, {"config": full.config, "tensors": tensors, "classes": ["x"] * 1000}))

@@ -1,20 +1,23 @@
-"""Training: loss falls on real images, SIGKILL + resume is bit-exact, 2-process torchrun = 1 process."""
+"""Training: loss falls on real images, SIGKILL + resume is bit-exact, 2-process torchrun = 1 process, AlexNet."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from squeezenet.cli import main
-from squeezenet.train import TrainConfig, train
+from squeezenet.errors import SqueezeNetError
+from squeezenet.train import TrainConfig, build_model, recipe_config, train
 from squeezenet.weights import load
 
 TINY = ["--image-size", "40", "--batch-size", "12", "--threads", "1", "--warmup-epochs", "0.5"]
@@ -108,3 +111,26 @@ def test_init_from_authors_model(tiny, authors_model, tmp_path):
     assert w.num_classes == 3 and w.config["conv10_padding"] == 1 and w.preprocessing.channel_order == "BGR"
     assert torch.equal(w.state_dict["features.0.weight"], before)  # frozen
     assert last["val_top1"] > 0.8  # the ImageNet rows already know these classes
+
+
+def test_alexnet_trains_saves_and_evaluates(tiny, tmp_path):
+    """`--model alexnet` takes its own recipe (Kaiming init, decay 5e-4); fc6 follows the image size."""
+    cfg = recipe_config(None, data=str(tiny), out=str(tmp_path / "run"), model="alexnet", epochs=2, batch_size=12,
+                        lr=0.005, image_size=64, warmup_epochs=0.5, threads=1, cache_dir=str(tmp_path / "cache"))
+    assert cfg.weight_decay == 5e-4 and cfg.model_overrides == {"init": "kaiming"}
+    last = train(cfg)
+    assert math.isfinite(last["train_loss"]) and "val_top1" in last and "conv10_nonpositive" not in last
+    w = load(tmp_path / "run" / "model.safetensors")
+    assert w.arch == "alexnet" and w.config["image_size"] == 64 and w.num_classes == 3
+    assert w.build().layers()["fc6"].in_features == 256
+    saved = str(tmp_path / "run" / "model.safetensors")
+    assert main(["evaluate", "--weights", saved, "--data", str(tiny / "val")]) == 0
+    # started from it on two of its classes: fc8 keeps their rows
+    two = TrainConfig(data=str(tiny), out=str(tmp_path / "ft"), model="alexnet", image_size=64,
+                      init_from=saved)
+    model, _ = build_model(two, w.class_ids[1:])
+    assert torch.equal(model.layers()["fc8"].weight, w.state_dict["classifier.6.weight"][1:])
+    with pytest.raises(SqueezeNetError, match="does not fit"):
+        build_model(replace(two, image_size=128), w.class_ids)
+    with pytest.raises(SqueezeNetError, match="another architecture"):
+        build_model(recipe_config("bn", data=str(tiny), out=str(tmp_path / "x"), model="alexnet"), w.class_ids)

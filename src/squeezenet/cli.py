@@ -95,14 +95,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_explore(args: argparse.Namespace) -> int:
     from . import explore
 
-    trials = explore.plan(args.sweep, args.out, args.values, args.model)
+    trials = explore.plan(args.sweep, args.out, args.values, args.model, args.runs)
     train_args = [a for k in ("epochs", "image_size", "batch_size", "lr", "seed", "cache_dir")
                   if getattr(args, k) is not None for a in (f"--{k.replace('_', '-')}", str(getattr(args, k)))]
     train_args += [a for extra in args.train_arg for a in extra.split()]
     if args.dry_run:
         print(explore.dry_run(trials, args.data, train_args))
         return 0
-    failed = [r for r in explore.run(trials, args.data, train_args, args.workers, args.compress) if not r["ok"]]
+    failed = [r for r in explore.run(trials, args.data, train_args, args.workers, args.compress,
+                                                threads=args.threads) if not r["ok"]]
     rows = explore.collect(trials)
     if rows:
         paths = explore.write_results(rows, args.out, f"{args.sweep} sweep ({args.model})")
@@ -222,15 +223,28 @@ def _cmd_sensitivity(args: argparse.Namespace) -> int:
 
 
 def _cmd_compress(args: argparse.Namespace) -> int:
-    from .compress import CompressOptions, check_disjoint, compress, format_report, report, scorer
+    from .compress import (
+        CompressOptions,
+        check_disjoint,
+        compress,
+        default_profile,
+        format_report,
+        report,
+        scorer,
+        training_images,
+    )
     from .data import list_samples
-    from .weights import load
+    from .weights import load, save
 
-    check_disjoint(args.data, args.eval_data)
+    if args.no_quantize != args.out.endswith(".safetensors"):
+        raise SqueezeNetError("--out: fp32 results (--no-quantize) are written as .safetensors, quantized ones as .sqz")
+    check_disjoint(training_images(args.data), args.eval_data)
     weights = load(args.weights)
-    profile = args.profile if args.profile is not None or args.density or args.quality else "table1"
+    explicit = args.profile is not None or args.density or args.quality
+    profile = args.profile if explicit else default_profile(weights, args.svd)
     opts = CompressOptions(profile=None if profile == "none" else profile, density=args.density,
-                           quality=args.quality, bits=args.bits, init=args.init, rate=args.rate,
+                           quality=args.quality, svd=args.svd, quantize=not args.no_quantize, bits=args.bits,
+                           fc_bits=args.fc_bits, init=args.init, rate=args.rate,
                            retrain_epochs=args.retrain_epochs, finetune_epochs=args.finetune_epochs, loss=args.loss,
                            batch_size=args.batch_size, train_limit=args.train_limit, gap_bits=args.gap_bits,
                            lr_retrain=args.lr_retrain, lr_finetune=args.lr_finetune,
@@ -243,7 +257,10 @@ def _cmd_compress(args: argparse.Namespace) -> int:
     result = compress(weights, opts, args.data, score=score, log=log)
     from .atomic import write_bytes
 
-    write_bytes(args.out, result.data)
+    if result.data is None:
+        save(result.weights, args.out)
+    else:
+        write_bytes(args.out, result.data)
     rep = report(result) | {"out": str(args.out)}
     print(json.dumps(rep) if args.json else format_report(rep) + f"\nwritten to {args.out}")
     return 0
@@ -272,21 +289,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="folder with train/<class>/*.JPEG and val/<class>/*.JPEG")
     p.add_argument("--out", help="run folder: config.json, checkpoint.pt, metrics.jsonl, curves.png, model")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run (killed or not) from its last checkpoint")
-    p.add_argument("--recipe", default="bn", choices=["bn", "no-final-relu", "paper"],
-                   help="bn (default): BatchNorm, no ReLU after conv10, lr 0.1, batch 128, label smoothing 0.1; "
-                   "no-final-relu: the paper's net minus that ReLU; paper: as published (stalls on Imagenette)")
+    p.add_argument("--recipe", choices=["bn", "no-final-relu", "paper", "alexnet"],
+                   help="bn (SqueezeNet's default): BatchNorm, no ReLU after conv10, lr 0.1, batch 128, label "
+                   "smoothing 0.1; no-final-relu: the paper's net minus that ReLU; paper: as published (stalls on "
+                   "Imagenette); alexnet (AlexNet's default): Kaiming init, lr 0.01, weight decay 5e-4")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, help="global batch per step, any number of processes")
     p.add_argument("--accum", type=int, help="gradient accumulation micro-batches (paper: 512 = 32 x 16)")
     p.add_argument("--lr", type=float)
     p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--weight-decay", type=float, default=2e-4)
+    p.add_argument("--weight-decay", type=float, help="default 2e-4 (recipe alexnet: 5e-4)")
     p.add_argument("--warmup-epochs", type=float, default=1.0)
     p.add_argument("--label-smoothing", type=float)
     p.add_argument("--image-size", type=int, default=128, help="training crop side in pixels")
     p.add_argument("--min-scale", type=float, default=0.35, help="random resized crop: smallest area fraction")
-    p.add_argument("--dropout", type=float, help="dropout before conv10 (paper: 0.5)")
-    p.add_argument("--init", choices=["paper", "torchvision"], help="weight initialization")
+    p.add_argument("--dropout", type=float, help="dropout before conv10, AlexNet: after fc6 and fc7 (paper: 0.5)")
+    p.add_argument("--init", choices=["paper", "torchvision", "kaiming"],
+                   help="weight initialization (SqueezeNet: paper or torchvision; AlexNet: paper or kaiming)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint-every", type=int, default=0, help="also checkpoint every N steps")
     p.add_argument("--cache-dir", help="decoded-image cache (default $SQUEEZENET_CACHE or ~/.cache/squeezenet)")
@@ -303,6 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="folder with train/<class>/... and val/<class>/...")
     p.add_argument("--out", required=True, help="sweep folder: runs/<config>/, results.csv/json, figure.png")
     p.add_argument("--values", nargs="+", help="values of the swept metaparameter (default: the paper's)")
+    p.add_argument("--runs", help="folder of the training runs (default OUT/runs); sweeps sharing it train a "
+                   "configuration they have in common once")
     p.add_argument("--model", default="squeezenet1_0", choices=list_models(), metavar="MODEL",
                    help="base configuration (default squeezenet1_0, the paper's)")
     for flag, typ in (("--epochs", int), ("--image-size", int), ("--batch-size", int), ("--lr", float),
@@ -312,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-arg", action="append", default=[], metavar="ARGS",
                    help="more `squeezenet train` arguments, e.g. --train-arg '--batch-norm'")
     p.add_argument("--workers", type=_positive_int, default=1, help="configurations trained at once (default 1)")
+    p.add_argument("--threads", type=_positive_int, help="torch threads per run (default: cores / workers)")
     p.add_argument("--compress", action="store_true", help="also record each model's .sqz size (table1, 6 bit)")
     p.add_argument("--dry-run", action="store_true", help="print the training commands instead of running them")
     p.set_defaults(func=_cmd_explore)
@@ -366,19 +388,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder for sensitivity.json and sensitivity.png")
     p.set_defaults(func=_cmd_sensitivity)
 
-    p = sub.add_parser("compress", help="Deep Compression: prune, retrain, quantize, entropy-code into a .sqz file")
+    p = sub.add_parser("compress", help="Deep Compression: prune, retrain, quantize, entropy-code into a .sqz file "
+                       "(AlexNet too; also SVD and pruning alone, as fp32)")
     p.add_argument("--weights", required=True, help="weights file (.net, .safetensors, .sqz)")
-    p.add_argument("--data", help="training images for retraining/fine-tuning (never the evaluation images)")
+    p.add_argument("--data", help="training images for retraining/fine-tuning, or a dataset root (its train/ is "
+                   "used); never the evaluation images")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--profile", choices=["table1", "none"], help="per-layer densities of Table 1 (default) or none")
+    g.add_argument("--profile", choices=["table1", "alexnet", "none"],
+                   help="per-layer densities: table1 (SqueezeNet's default), alexnet (Han et al. 2015, AlexNet's "
+                   "default), none (the default with --svd)")
     g.add_argument("--density", type=float, help="one global magnitude threshold keeping this fraction")
     g.add_argument("--quality", type=float, help="prune |w| < QUALITY x std(w) per layer (Han et al.)")
+    p.add_argument("--svd", metavar="RANKS", help="factorise AlexNet's fc layers first: one rank for every fc layer "
+                   "it shrinks (e.g. 256) or per layer (fc6=256,fc7=128); --retrain-epochs fine-tunes them")
+    p.add_argument("--no-quantize", action="store_true",
+                   help="stop before quantization: fp32 weights (pruned and/or factorised) to a .safetensors --out")
     p.add_argument("--bits", type=int, default=6, choices=range(1, 9), metavar="B", help="bits per weight (6)")
+    p.add_argument("--fc-bits", type=int, choices=range(1, 9), metavar="B",
+                   help="bits of the fully connected layers (default: --bits; Deep Compression's AlexNet: 8 and 5)")
     p.add_argument("--init", choices=["linear", "kmeans++", "density", "optimal"], default="linear",
                    help="k-means initialization (default linear; optimal: exact least squares by dynamic programming)")
     p.add_argument("--rate", type=float, default=0.0,
                    help="with --init optimal: entropy-constrained clustering, squared error traded for bits")
-    p.add_argument("--retrain-epochs", type=float, default=0.0, help="retraining after pruning (gradual, AGP)")
+    p.add_argument("--retrain-epochs", type=float, default=0.0,
+                   help="retraining after pruning (gradual, AGP) and/or SVD")
     p.add_argument("--finetune-epochs", type=float, default=0.0, help="centroid fine-tuning after quantization")
     p.add_argument("--fisher-batches", type=int, default=0,
                    help="weight the clustering by the Fisher information measured on N batches of --data")
@@ -392,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-limit", type=_positive_int, help="first N evaluation images only")
     p.add_argument("--gap-bits", type=int, choices=[0, 2, 3, 4, 5, 6, 7, 8],
                    help="relative index width (0: dense); default: the smallest per layer")
-    p.add_argument("--out", required=True, help="output .sqz file")
+    p.add_argument("--out", required=True, help="output .sqz file (.safetensors with --no-quantize)")
     p.add_argument("--json", action="store_true", help="print one JSON object (keys layers, total_bytes, ...)")
     p.set_defaults(func=_cmd_compress)
     return parser

@@ -1,5 +1,8 @@
 """Deep Compression end to end: prune -> retrain -> quantize -> fine-tune the centroids -> encode (`.sqz`).
 
+For AlexNet's rows of Table 2 the same pipeline starts with an optional SVD of the fc layers (`lowrank`) and can
+stop before quantization (`quantize=False`): the SVD row and the network-pruning row are its fp32 results.
+
 Retraining and centroid fine-tuning learn from labelled images when asked, and by default distil from the
 uncompressed model (its softened outputs as targets), which needs no labels: that is how a 1000-class ImageNet
 model is fine-tuned on Imagenette's images without drifting towards its 10 classes. The images used to evaluate
@@ -20,31 +23,41 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import sqzformat
+from .alexnet import AlexNet
 from .data import Samples, decode_cached, list_samples, random_resized_crop, random_resized_crop_params
 from .errors import SqueezeNetError
 from .evaluate import evaluate
-from .model import SqueezeNet
-from .prune import Pruner, global_densities, paper_names, std_densities, table1_densities
-from .quantize import WeightSharing, quantizable, quantize_model
+from .lowrank import factorize, parse_ranks
+from .prune import PROFILES, Pruner, alexnet_densities, global_densities, paper_names, std_densities, table1_densities
+from .quantize import WeightSharing, layer_bits, quantizable, quantize_model
 from .registry import create_model
-from .weights import Weights, load
+from .weights import Weights
 
 LOSSES = ("distill", "labels", "both")
 
 
 def alexnet_fp32_bytes() -> int:
     """AlexNet's size in fp32 (the paper's 240 MB), the denominator of Table 2's "reduction" column."""
-    return 4 * sum(p.numel() for p in create_model("alexnet").parameters())
+    with torch.device("meta"):
+        return 4 * sum(p.numel() for p in create_model("alexnet").parameters())
 
 
 @dataclass
 class CompressOptions:
-    """What to do; `profile`, `density` and `quality` are alternative pruning targets (None: no pruning)."""
+    """What to do; `profile`, `density` and `quality` are alternative pruning targets (None: no pruning).
+
+    `svd` ('256' or 'fc6=256,fc7=128', see `lowrank.parse_ranks`) factorises AlexNet's fc layers first;
+    `fc_bits` quantizes linear layers apart (AlexNet: 8-bit conv, 5-bit fc); `quantize=False` stops before
+    quantization and keeps fp32 weights.
+    """
 
     profile: str | None = "table1"
     density: float | None = None
     quality: float | None = None
+    svd: str | None = None
+    quantize: bool = True
     bits: int = 6
+    fc_bits: int | None = None
     init: str = "linear"
     rate: float = 0.0
     fisher_batches: int = 0
@@ -63,10 +76,10 @@ class CompressOptions:
     def validate(self) -> None:
         if sum(x is not None for x in (self.profile, self.density, self.quality)) > 1:
             raise ValueError("give at most one pruning target: profile, density or quality")
-        if self.profile not in (None, "table1", "none"):
-            raise ValueError(f"unknown pruning profile {self.profile!r}; choose table1 or none")
-        if not 1 <= self.bits <= 8:
-            raise ValueError(f"bits must be in 1..8, got {self.bits}")
+        if self.profile not in (None, "none", *PROFILES):
+            raise ValueError(f"unknown pruning profile {self.profile!r}; choose {', '.join(PROFILES)} or none")
+        if not 1 <= self.bits <= 8 or not 1 <= (self.fc_bits or self.bits) <= 8:
+            raise ValueError(f"bits must be in 1..8, got {self.bits} (fc: {self.fc_bits})")
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
         if min(self.retrain_epochs, self.finetune_epochs, self.fisher_batches, self.rate) < 0 or self.batch_size < 1:
@@ -75,10 +88,24 @@ class CompressOptions:
 
 @dataclass
 class Result:
+    """The compressed weights; `data` is the .sqz file, None when not quantized (the weights are fp32)."""
+
     weights: Weights
-    data: bytes
+    data: bytes | None
     layers: list[dict]
     stages: list[dict] = field(default_factory=list)
+
+    @property
+    def bytes(self) -> int:
+        """The file's size, or the fp32 weights' as the paper counts them (see `fp32_layers`)."""
+        return len(self.data) if self.data is not None else sum(lay["bytes"] for lay in self.layers)
+
+
+def training_images(data_dir: str | Path | None) -> Path | None:
+    """The folder to learn from: a dataset root (`DIR/train`, `DIR/val`, as `train --data` takes) means its train/."""
+    if data_dir is None:
+        return None
+    return Path(data_dir) / "train" if (Path(data_dir) / "train").is_dir() else Path(data_dir)
 
 
 def check_disjoint(train_dir: str | Path | None, eval_dir: str | Path | None) -> None:
@@ -90,7 +117,7 @@ def check_disjoint(train_dir: str | Path | None, eval_dir: str | Path | None) ->
         raise SqueezeNetError(f"training data {a} overlaps the evaluation data {b}: never train on evaluation images")
 
 
-def _subset(samples: Samples, limit: int | None, seed: int) -> Samples:
+def random_subset(samples: Samples, limit: int | None, seed: int) -> Samples:
     """A random (class-balanced in expectation) subset; `Samples.subset` would keep only the first classes."""
     if limit is None or limit >= len(samples):
         return samples
@@ -103,7 +130,8 @@ class _Batches:
     """Random augmented batches (random resized crop, flip) from the decoded-image cache, uint8 -> normalized."""
 
     def __init__(self, weights: Weights, data_dir: str | Path, opts: CompressOptions) -> None:
-        samples = _subset(list_samples(data_dir, weights.class_ids or weights.classes), opts.train_limit, opts.seed)
+        samples = list_samples(data_dir, weights.class_ids or weights.classes)
+        samples = random_subset(samples, opts.train_limit, opts.seed)
         self.pre = weights.preprocessing
         self.decoded = decode_cached(samples, self.pre.crop_size)
         self.gen = torch.Generator().manual_seed(opts.seed)
@@ -168,38 +196,59 @@ def fisher(model: nn.Module, batches: Callable, n_batches: int) -> dict[str, tor
     return {n: a / n_batches + 1e-3 * a.mean() / n_batches for n, a in zip(names, acc, strict=True)}
 
 
-def densities_for(model: SqueezeNet, opts: CompressOptions) -> dict[str, float] | None:
+def default_profile(weights: Weights, svd: str | None) -> str | None:
+    """Without a pruning target: none after SVD (Table 2's SVD row prunes nothing), else the paper's densities."""
+    return None if svd else "alexnet" if weights.arch == "alexnet" else "table1"
+
+
+def densities_for(model: nn.Module, opts: CompressOptions) -> dict[str, float] | None:
     if opts.density is not None:
         return global_densities(model, opts.density)
     if opts.quality is not None:
         return std_densities(model, opts.quality)
+    if opts.profile in PROFILES and (opts.profile == "alexnet") != isinstance(model, AlexNet):
+        raise SqueezeNetError(f"profile {opts.profile} does not fit a {type(model).__name__} (table1: SqueezeNet, "
+                              "alexnet: AlexNet)")
     if opts.profile == "table1":
         return table1_densities(model)
+    if opts.profile == "alexnet":
+        return alexnet_densities(model)
     return None
+
+
+def fp32_layers(model: nn.Module, sparse: bool) -> list[dict]:
+    """Per tensor, what fp32 storage costs: weights dense, or (`sparse`: pruned) their non-zeros plus a 4-bit
+    relative index (fillers ignored); biases and buffers dense."""
+    weights = set(quantizable(model))
+    rows = []
+    for name, p in model.state_dict().items():
+        row = {"name": name, "shape": list(p.shape), "numel": p.numel()}
+        if name in weights:
+            nz = int(torch.count_nonzero(p)) if sparse else p.numel()
+            index = math.ceil(nz / 2) if sparse else 0
+            row |= {"kind": "fp32", "bits": 32, "nonzero": nz, "codebook_bytes": 0, "codes_bytes": 4 * nz,
+                    "index_bytes": index, "bytes": 4 * nz + index}
+        else:
+            row |= {"kind": "float32", "raw_bytes": 4 * p.numel(), "bytes": 4 * p.numel()}
+        rows.append(row)
+    return rows
 
 
 def sparse_fp32_bytes(model: nn.Module) -> int:
     """Size after pruning alone: non-zero fp32 weights plus a 4-bit relative index (fillers ignored), dense biases."""
-    total = 0
-    for name, p in model.state_dict().items():
-        nz = int(torch.count_nonzero(p)) if name in quantizable(model) else p.numel()
-        total += nz * 4 + (math.ceil(nz / 2) if name in quantizable(model) else 0)
-    return total
+    return sum(row["bytes"] for row in fp32_layers(model, sparse=True))
 
 
 def compress(weights: Weights, opts: CompressOptions, data_dir: str | Path | None = None,
              score: Callable[[nn.Module], float] | None = None, log: Callable[[str], None] = print) -> Result:
     """Run the pipeline on `weights`; `score(model)` (e.g. top-1 on held-out images) is recorded per stage."""
     opts.validate()
-    if weights.arch != "squeezenet":
-        raise SqueezeNetError("compress needs a SqueezeNet")
     training = opts.retrain_epochs > 0 or opts.finetune_epochs > 0 or opts.fisher_batches > 0
     if training and data_dir is None:
         raise SqueezeNetError("retraining, fine-tuning and Fisher weighting need --data (training images)")
     torch.manual_seed(opts.seed)
     teacher = weights.build()
-    model = weights.build()
-    batches = _Batches(weights, data_dir, opts) if training else None
+    batches = _Batches(weights, training_images(data_dir), opts) if training else None
 
     def steps(epochs: float) -> int:
         return math.ceil(epochs * len(batches.decoded) / opts.batch_size) if epochs > 0 else 0
@@ -213,44 +262,64 @@ def compress(weights: Weights, opts: CompressOptions, data_dir: str | Path | Non
         stages.append(row)
         log(f"{name}: {size:,} bytes" + (f", score {row['score']:.4f}" if "score" in row else ""))
 
-    stage("fp32", 4 * sum(p.numel() for p in model.state_dict().values()), model)
+    stage("fp32", 4 * sum(p.numel() for p in teacher.state_dict().values()), teacher)
+    if opts.svd:
+        weights = factorize(weights, parse_ranks(opts.svd, teacher))
+    model = weights.build()
+    if opts.svd:
+        ranks = ", ".join(f"{k} {r}" for k, r in weights.config["ranks"].items())
+        stage(f"SVD (rank {ranks})", 4 * sum(p.numel() for p in model.state_dict().values()), model)
     dens = densities_for(model, opts)
-    if dens:
-        pruner = Pruner(model, dens)
-        if opts.retrain_epochs:
-            k = 4  # gradual: four pruning steps along the AGP curve, retraining in between
-            for i in range(1, k + 1):
-                pruner.prune(i / k)
-                train_steps(model, teacher, batches, list(model.parameters()), max(1, steps(opts.retrain_epochs) // k),
-                            opts.lr_retrain, opts, after_step=pruner.apply, log=log)
-        else:
-            pruner.prune(1.0)
+    pruner = Pruner(model, dens) if dens else None
+    retrain = steps(opts.retrain_epochs)
+    if pruner and retrain:
+        k = 4  # gradual: four pruning steps along the AGP curve, retraining in between
+        for i in range(1, k + 1):
+            pruner.prune(i / k)
+            train_steps(model, teacher, batches, list(model.parameters()), max(1, retrain // k), opts.lr_retrain,
+                        opts, after_step=pruner.apply, log=log)
+    elif pruner:
+        pruner.prune(1.0)
+    elif retrain:  # fine-tuning the factorised layers
+        train_steps(model, teacher, batches, list(model.parameters()), retrain, opts.lr_retrain, opts, log=log)
+    if pruner:
         pruner.remove()
         stage("pruned", sparse_fp32_bytes(model), model)
+    elif retrain:
+        stage("fine-tuned", 4 * sum(p.numel() for p in model.state_dict().values()), model)
+    meta = dict(weights.meta) | {"compression": {k: v for k, v in asdict(opts).items() if k != "coders"}}
+
+    def result() -> Weights:
+        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        return Weights(weights.arch, weights.config, state, weights.classes, weights.preprocessing,
+                       weights.class_ids, meta)
+
+    if not opts.quantize:
+        return Result(result(), None, fp32_layers(model, sparse=pruner is not None), stages)
     importance = fisher(model, batches, opts.fisher_batches) if opts.fisher_batches else None
-    quantized = quantize_model(model, opts.bits, opts.init, opts.rate, importance)
+    bits = opts.bits if opts.fc_bits is None else layer_bits(model, opts.bits, opts.fc_bits)
+    quantized = quantize_model(model, bits, opts.init, opts.rate, importance)
     if opts.finetune_epochs:
         sharing = WeightSharing(model, quantized)
         biases = [p for n, p in model.named_parameters() if n not in quantized]
         train_steps(model, teacher, batches, sharing.centroids() + biases, steps(opts.finetune_epochs),
                     opts.lr_finetune, opts, after_backward=sharing.accumulate, after_step=sharing.sync, log=log)
         quantized = sharing.quantized()
-    meta = dict(weights.meta) | {"compression": {k: v for k, v in asdict(opts).items() if k != "coders"}}
-    out = Weights(weights.arch, weights.config, {k: v.detach().clone() for k, v in model.state_dict().items()},
-                  weights.classes, weights.preprocessing, weights.class_ids, meta)
+    out = result()
     data, layers = sqzformat.encode(out, quantized, gap_bits=opts.gap_bits, coders=opts.coders)
     decoded = sqzformat.decode(data).weights
     # the authors' layout: fixed-width codes, 4-bit gaps, fp32 codebooks and biases (same weights, no entropy coding)
     fixed, _ = sqzformat.encode(out, quantized, gap_bits=4, coders=("raw",), float_dtype="f32", codebook_dtype="f32")
-    stage(f"quantized {opts.bits}-bit, fixed width", len(fixed), decoded.build())
-    stages.append({"stage": f"quantized {opts.bits}-bit, entropy coded", "bytes": len(data),
+    label = f"{opts.bits}" if opts.fc_bits is None else f"{opts.bits}/{opts.fc_bits} (conv/fc)"
+    stage(f"quantized {label}-bit, fixed width", len(fixed), decoded.build())
+    stages.append({"stage": f"quantized {label}-bit, entropy coded", "bytes": len(data),
                    "score": stages[-1].get("score")})
     return Result(decoded, data, layers, stages)
 
 
 # ---- reporting: Table 1's right half and Table 2's reduction ----------------------------------------------------
 
-def layer_table(result_layers: list[dict], model: SqueezeNet) -> list[dict]:
+def layer_table(result_layers: list[dict], model: nn.Module) -> list[dict]:
     """Per paper layer: parameters before/after pruning, density, bits and bytes of codebook, codes, index, bias."""
     names = paper_names(model)
     rows: dict[str, dict] = {}
@@ -261,7 +330,7 @@ def layer_table(result_layers: list[dict], model: SqueezeNet) -> list[dict]:
         r = rows.setdefault(layer, {"layer": layer, "params": 0, "params_after": 0, "bits": None,
                                     "codebook_bytes": 0, "codes_bytes": 0, "index_bytes": 0, "bias_bytes": 0})
         r["params"] += lay["numel"]
-        if lay["kind"] == "quantized":
+        if "nonzero" in lay:  # a weight: quantized, or fp32 (`fp32_layers`)
             r["params_after"] += lay["nonzero"]
             r["bits"] = lay["bits"]
             for k in ("codebook_bytes", "codes_bytes", "index_bytes"):
@@ -277,7 +346,8 @@ def layer_table(result_layers: list[dict], model: SqueezeNet) -> list[dict]:
 
 def report(result: Result) -> dict:
     """The JSON of `squeezenet compress --json`: layers, total_bytes, stages and the reductions."""
-    return _report(result.weights, result.layers, len(result.data), result.stages)
+    rep = _report(result.weights, result.layers, result.bytes, result.stages)
+    return rep | {"format": "sqz" if result.data is not None else "fp32"}
 
 
 def file_report(data: bytes) -> dict:
@@ -289,84 +359,41 @@ def file_report(data: bytes) -> dict:
 def _report(weights: Weights, layers: list[dict], total: int, stages: list[dict]) -> dict:
     model = weights.build()
     rows = layer_table(layers, model)
-    fp32 = 4 * sum(p.numel() for p in model.state_dict().values())
+    # against the input's fp32 (stage 0), which SVD makes differ from the result's architecture
+    fp32 = stages[0]["bytes"] if stages else 4 * sum(p.numel() for p in model.state_dict().values())
     alexnet = alexnet_fp32_bytes()
     stages = [s | {"vs_alexnet": alexnet / s["bytes"]} for s in stages]
     return {"layers": rows, "total_bytes": total, "fp32_bytes": fp32, "vs_fp32": fp32 / total,
-            "vs_alexnet": alexnet / total, "stages": stages}
+            "vs_alexnet": alexnet / total, "stages": stages, "format": "sqz"}
 
 
 def format_report(rep: dict) -> str:
-    head = (f"{'layer':<8}{'params':>10}{'after':>10}{'density':>9}{'bits':>5}{'codebook':>10}{'codes':>9}"
-            f"{'index':>8}{'bias':>7}{'bytes':>9}")
+    head = (f"{'layer':<8}{'params':>12}{'after':>12}{'density':>9}{'bits':>5}{'codebook':>10}{'codes':>12}"
+            f"{'index':>10}{'bias':>8}{'bytes':>12}")
     lines = [head, "-" * len(head)]
     for r in rep["layers"]:
-        lines.append(f"{r['layer']:<8}{r['params']:>10,}{r['params_after']:>10,}{r['density']:>9.1%}"
-                     f"{r['bits'] or '':>5}{r['codebook_bytes']:>10,}{r['codes_bytes']:>9,}{r['index_bytes']:>8,}"
-                     f"{r['bias_bytes']:>7,}{r['bytes']:>9,}")
+        lines.append(f"{r['layer']:<8}{r['params']:>12,}{r['params_after']:>12,}{r['density']:>9.1%}"
+                     f"{r['bits'] or '':>5}{r['codebook_bytes']:>10,}{r['codes_bytes']:>12,}{r['index_bytes']:>10,}"
+                     f"{r['bias_bytes']:>8,}{r['bytes']:>12,}")
     t = {k: sum(r[k] for r in rep["layers"]) for k in ("params", "params_after", "codebook_bytes", "codes_bytes",
                                                          "index_bytes", "bias_bytes", "bytes")}
     lines += ["-" * len(head),
-              f"{'total':<8}{t['params']:>10,}{t['params_after']:>10,}{t['params_after'] / t['params']:>9.1%}"
-              f"{'':>5}{t['codebook_bytes']:>10,}{t['codes_bytes']:>9,}{t['index_bytes']:>8,}{t['bias_bytes']:>7,}"
-              f"{t['bytes']:>9,}",
-              f"file: {rep['total_bytes']:,} bytes (header and framing included); {rep['vs_fp32']:.1f}x smaller "
-              f"than fp32 ({rep['fp32_bytes']:,} bytes), {rep['vs_alexnet']:.0f}x smaller than AlexNet fp32"]
+              f"{'total':<8}{t['params']:>12,}{t['params_after']:>12,}{t['params_after'] / t['params']:>9.1%}"
+              f"{'':>5}{t['codebook_bytes']:>10,}{t['codes_bytes']:>12,}{t['index_bytes']:>10,}{t['bias_bytes']:>8,}"
+              f"{t['bytes']:>12,}",
+              ("file: {:,} bytes (header and framing included)" if rep.get("format", "sqz") == "sqz" else
+               "fp32: {:,} bytes as the paper counts them (4 a weight; pruned: non-zeros plus a 4-bit index)").format(
+                  rep["total_bytes"]) + f"; {rep['vs_fp32']:.1f}x smaller than fp32 ({rep['fp32_bytes']:,} bytes), "
+              f"{rep['vs_alexnet']:.0f}x smaller than AlexNet fp32"]
     if rep["stages"]:
-        lines += ["", f"{'stage':<36}{'bytes':>12}{'vs AlexNet':>12}{'score':>9}"]
+        lines += ["", f"{'stage':<44}{'bytes':>12}{'vs AlexNet':>12}{'score':>9}"]
         for s in rep["stages"]:
             sc = f"{s['score']:.2%}" if s.get("score") is not None else ""
-            lines.append(f"{s['stage']:<36}{s['bytes']:>12,}{s['vs_alexnet']:>11.0f}x{sc:>9}")
+            lines.append(f"{s['stage']:<44}{s['bytes']:>12,}{s['vs_alexnet']:>11.0f}x{sc:>9}")
     return "\n".join(lines)
 
 
 def scorer(samples: Samples, weights: Weights, limit: int | None = None) -> Callable[[nn.Module], float]:
     """top-1 on held-out images (a random `limit` of them), for `compress(score=...)`."""
-    subset = _subset(samples, limit, seed=1)
+    subset = random_subset(samples, limit, seed=1)
     return lambda m: evaluate(m, subset, weights.preprocessing, progress=False)["top1"]
-
-
-def table2(val_dir: str | Path | None = None, sqz6: str | Path | None = None, limit: int | None = None,
-           authors_net: str | Path | None = None, log: Callable[[str], None] = print) -> list[dict]:
-    """Table 2's rows measured here: AlexNet fp32, SqueezeNet fp32, the authors' 8-bit file, ours at 8 and 6 bits.
-
-    Sizes are bytes of real files (or 4 bytes per parameter for fp32). Ours at 8 bits re-encodes the authors'
-    codes and codebooks losslessly; ours at 6 bits is `sqz6` (e.g. a fine-tuned `squeezenet compress` output),
-    else the authors' weights re-clustered now without fine-tuning. With `val_dir` (ImageNet images, e.g.
-    imagenet-val-1300) top-1/top-5 are measured; identical weights are evaluated once.
-    """
-    from .deepcompression import read_net
-    from .paths import authors_model_dir
-
-    net = Path(authors_net) if authors_net else authors_model_dir() / "compressed_SqueezeNet.net"
-    authors = load(net)
-    names = [k for k in authors.state_dict if k.endswith("weight")]
-    q8 = {k: sqzformat.Quantized(lay.codes, lay.codebook, 8)
-          for k, lay in zip(names, read_net(net).layers, strict=True)}
-    data8, _ = sqzformat.encode(authors, q8, codebook_dtype="f32", float_dtype="f32")
-    ours8 = sqzformat.decode(data8).weights
-    if not all(torch.equal(ours8.state_dict[k], v) for k, v in authors.state_dict.items()):
-        raise SqueezeNetError("8-bit re-encoding is not lossless")  # would make the shared accuracy wrong
-    if sqz6 is not None:
-        data6 = Path(sqz6).read_bytes()
-        label6 = f"Deep Compression (ours, {Path(sqz6).name})"
-    else:
-        data6, _ = sqzformat.encode(authors, quantize_model(authors.build(), 6, "optimal"))
-        label6 = "Deep Compression (ours, re-clustered, no fine-tuning)"
-    ours6 = sqzformat.decode(data6).weights
-    acc: dict[str, dict] = {}
-    if val_dir is not None:
-        samples = list_samples(val_dir, authors.class_ids).subset(limit)
-        for key, w in (("authors", authors), ("ours6", ours6)):
-            log(f"evaluating {key} on {len(samples)} images")
-            acc[key] = evaluate(w.build(), samples, w.preprocessing, progress=False)
-    alexnet = alexnet_fp32_bytes()
-    fp32 = 4 * sum(v.numel() for v in authors.state_dict.values())
-    rows = [("AlexNet", "none", "32 bit", alexnet, None),
-            ("SqueezeNet", "none (decoded authors' weights)", "32 bit", fp32, "authors"),
-            ("SqueezeNet", "Deep Compression (authors' file)", "8 bit", net.stat().st_size, "authors"),
-            ("SqueezeNet", "Deep Compression (ours, lossless re-encoding)", "8 bit", len(data8), "authors"),
-            ("SqueezeNet", label6, "6 bit", len(data6), "ours6")]
-    return [{"network": n, "compression": c, "data_type": t, "bytes": b, "vs_alexnet": alexnet / b,
-             "top1": acc[k]["top1"] if k in acc else None, "top5": acc[k]["top5"] if k in acc else None}
-            for n, c, t, b, k in rows]

@@ -26,7 +26,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from .atomic import atomic_path, write_text  # noqa: E402
 from .errors import SqueezeNetError  # noqa: E402
-from .registry import create_model  # noqa: E402
+from .registry import create_model, model_config  # noqa: E402
 
 # sweep -> (metaparameter, the paper's values, the other metaparameters held fixed)
 SWEEPS: dict[str, tuple[str, tuple, dict]] = {
@@ -66,9 +66,14 @@ class Trial:
         return cmd
 
 
-def plan(sweep: str, out: str | Path, values: list | None = None, model: str = "squeezenet1_0") -> list[Trial]:
-    """The trials of a sweep: 'sr', 'pct3x3', 'bypass' (the paper's values by default) or 'grid' (SR x pct3x3)."""
-    out = Path(out)
+def plan(sweep: str, out: str | Path, values: list | None = None, model: str = "squeezenet1_0",
+         runs: str | Path | None = None) -> list[Trial]:
+    """The trials of a sweep: 'sr', 'pct3x3', 'bypass' (the paper's values by default) or 'grid' (SR x pct3x3).
+
+    A trial is named by its full (sr, pct3x3, bypass), so sweeps sharing a `runs` folder (default OUT/runs) train
+    a configuration they have in common once: v1.0 is SR 0.125 in the SR sweep and 'none' in the bypass sweep.
+    """
+    runs = Path(runs) if runs else Path(out) / "runs"
     if sweep == "grid":
         srs, pcts = SWEEPS["sr"][1], SWEEPS["pct3x3"][1]
         combos = [{"sr": s, "pct3x3": p} for s in srs for p in pcts]
@@ -81,9 +86,19 @@ def plan(sweep: str, out: str | Path, values: list | None = None, model: str = "
     trials = []
     for c in combos:
         create_model(model, **c)  # an impossible configuration fails here, before anything runs
-        name = "_".join(f"{k}-{v}" for k, v in c.items())
-        trials.append(Trial(name, c, out / "runs" / name, model))
+        cfg = model_config(model, **c)
+        full = {"sr": cfg.sr, "pct3x3": cfg.pct3x3, "bypass": cfg.bypass}
+        name = "_".join(f"{k}-{v}" for k, v in full.items())
+        trials.append(Trial(name, full, runs / name, model))
     return trials
+
+
+def check_reusable(trial: Trial, train_args: list[str]) -> None:
+    """A finished run is reused only if it was trained with the same arguments (shared `runs` folders)."""
+    done = json.loads((trial.run_dir / DONE_FILE).read_text())
+    if done.get("train_args", train_args) != train_args:
+        raise SqueezeNetError(f"{trial.run_dir} was trained with {shlex.join(done['train_args'])}, not "
+                              f"{shlex.join(train_args)}: use another --runs folder")
 
 
 def _run_one(trial: Trial, data: str | Path, train_args: list[str], threads: int, compress: bool) -> dict:
@@ -101,18 +116,20 @@ def _run_one(trial: Trial, data: str | Path, train_args: list[str], threads: int
             if rc != 0:
                 return {"name": trial.name, "ok": False, "returncode": rc, "log": str(trial.log)}
     write_text(trial.run_dir / DONE_FILE, json.dumps({"name": trial.name, "overrides": trial.overrides,
+                                                       "train_args": train_args,
                                                        "wall_seconds": round(time.time() - start, 1)}))
     return {"name": trial.name, "ok": True}
 
 
 def run(trials: list[Trial], data: str | Path, train_args: list[str], workers: int = 1, compress: bool = False,
-        log=print) -> list[dict]:
-    """Train every unfinished trial, `workers` at a time, splitting the cores between them."""
+        log=print, threads: int | None = None) -> list[dict]:
+    """Train every unfinished trial, `workers` at a time, splitting the cores between them (or `threads` each)."""
     todo = [t for t in trials if not t.done]
     for t in trials:
         if t.done:
+            check_reusable(t, train_args)
             log(f"skip {t.name}: finished")
-    threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+    threads = threads or max(1, (os.cpu_count() or 1) // max(1, workers))
     with ThreadPoolExecutor(max(1, workers)) as pool:
         results = list(pool.map(lambda t: _run_one(t, data, train_args, threads, compress), todo))
     for r in results:

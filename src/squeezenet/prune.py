@@ -1,10 +1,10 @@
 """Magnitude pruning, Deep Compression's first stage, with the per-layer targets of the paper's Table 1.
 
-Targets are densities (the fraction of weights kept) per weight tensor: the `table1` profile, one global
-threshold, or Han et al.'s quality factor x the layer's standard deviation. `Pruner` holds the masks during
-retraining: pruned weights get no gradient and are re-zeroed after every step (momentum and weight decay
-cannot revive them); with `schedule`, the density falls gradually along the AGP cubic (Zhu & Gupta, 2017)
-instead of at once.
+Targets are densities (the fraction of weights kept) per weight tensor: the `table1` profile (SqueezeNet), the
+`alexnet` profile (Han et al. 2015's AlexNet, Table 2's "network pruning" row), one global threshold, or Han et
+al.'s quality factor x the layer's standard deviation. `Pruner` holds the masks during retraining: pruned weights
+get no gradient and are re-zeroed after every step (momentum and weight decay cannot revive them); with
+`schedule`, the density falls gradually along the AGP cubic (Zhu & Gupta, 2017) instead of at once.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .alexnet import AlexNet, LowRankLinear
 from .model import Fire, SqueezeNet
 from .quantize import quantizable
 
@@ -25,11 +26,24 @@ TABLE1_FIRES = {
     "fire6": (1.0, 0.5, 0.33), "fire7": (0.5, 1.0, 0.33), "fire8": (1.0, 0.5, 0.30), "fire9": (0.5, 1.0, 0.30),
 }
 TABLE1_CONV1, TABLE1_CONV10 = 1.0, 0.20
-PROFILES = ("table1",)
+# Han et al. 2015 ("Learning both weights and connections"), Table 4: AlexNet's densities, 9x fewer parameters
+HAN2015_ALEXNET = {"conv1": 0.84, "conv2": 0.38, "conv3": 0.35, "conv4": 0.37, "conv5": 0.37, "fc6": 0.09,
+                   "fc7": 0.09, "fc8": 0.25}
+PROFILES = ("table1", "alexnet")
 
 
-def paper_names(model: SqueezeNet) -> dict[str, str]:
-    """state_dict weight name -> the paper's layer name ('conv1', 'fire2/squeeze1x1', ..., 'conv10')."""
+def paper_names(model: SqueezeNet | AlexNet) -> dict[str, str]:
+    """state_dict weight name -> the paper's layer name ('conv1', 'fire2/squeeze1x1', ..., 'conv10'; AlexNet:
+    'conv1' .. 'fc8', a factorised layer's two factors 'fc6/first' and 'fc6/second')."""
+    if isinstance(model, AlexNet):
+        where = {m: n for n, m in model.named_modules()}
+        out = {}
+        for layer, m in model.layers().items():
+            if isinstance(m, LowRankLinear):
+                out |= {f"{where[m]}.{part}.weight": f"{layer}/{part}" for part in ("first", "second")}
+            else:
+                out[f"{where[m]}.weight"] = layer
+        return out
     names = {"features.0.weight": "conv1", "classifier.1.weight": "conv10"}
     fires = [(i, m) for i, m in enumerate(model.features) if isinstance(m, Fire)]
     for n, (i, m) in enumerate(fires, start=2):
@@ -54,6 +68,11 @@ def table1_densities(model: SqueezeNet) -> dict[str, float]:
             fire, part = paper.split("/")
             out[name] = TABLE1_FIRES[fire][("squeeze1x1", "expand1x1", "expand3x3").index(part)]
     return out
+
+
+def alexnet_densities(model: AlexNet) -> dict[str, float]:
+    """Han et al. 2015's per-layer densities (both factors of a factorised layer get the layer's)."""
+    return {name: HAN2015_ALEXNET[paper.split("/")[0]] for name, paper in paper_names(model).items()}
 
 
 def global_densities(model: nn.Module, density: float) -> dict[str, float]:

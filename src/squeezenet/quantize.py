@@ -99,10 +99,16 @@ def kmeans_1d(values: torch.Tensor, k: int, init: str = "linear", iters: int = 5
             d2 = ((v[:, None] - c[None, :]) ** 2).min(1).values
             c = torch.cat([c, v[torch.multinomial(d2 + 1e-30, 1, generator=g)]])
         c = c.sort().values
+    # Lloyd on the sorted values: a cluster is the run between two midpoints, its sums two prefix-sum lookups, so an
+    # iteration costs O(k log n) instead of O(n log k) (AlexNet's layers hold millions of weights)
+    order = v.argsort()
+    vs, ws = v[order], imp[order]
+    cum_w, cum_wv = (torch.cat([ws.new_zeros(1), a.cumsum(0)]) for a in (ws, ws * vs))
+    ends = torch.tensor([v.numel()])
     for _ in range(iters):
-        idx = torch.bucketize(v, (c[1:] + c[:-1]) / 2)
-        sums = torch.zeros(k, dtype=torch.float64).scatter_add_(0, idx, imp * v)
-        mass = torch.zeros(k, dtype=torch.float64).scatter_add_(0, idx, imp)
+        edges = torch.cat([ends.new_zeros(1), torch.searchsorted(vs, (c[1:] + c[:-1]) / 2, right=True), ends])
+        sums = cum_wv[edges[1:]] - cum_wv[edges[:-1]]
+        mass = cum_w[edges[1:]] - cum_w[edges[:-1]]
         new = torch.where(mass > 0, sums / mass.clamp(min=1e-300), c).sort().values
         if torch.allclose(new, c, rtol=0, atol=1e-12):
             break
@@ -138,6 +144,12 @@ def quantize_tensor(w: torch.Tensor, bits: int = 6, init: str = "linear", rate: 
 def quantizable(model: nn.Module) -> list[str]:
     """The weights Deep Compression shares: every convolution and linear weight."""
     return [f"{n}.weight" for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+def layer_bits(model: nn.Module, conv_bits: int, fc_bits: int) -> dict[str, int]:
+    """Bits per weight tensor: Deep Compression gave AlexNet's convolutions 8 bits and its fc layers 5."""
+    return {f"{n}.weight": fc_bits if isinstance(m, nn.Linear) else conv_bits for n, m in model.named_modules()
+            if isinstance(m, (nn.Conv2d, nn.Linear))}
 
 
 def quantize_model(model: nn.Module, bits: int | dict[str, int] = 6, init: str = "linear", rate: float = 0.0,

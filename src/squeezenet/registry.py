@@ -33,8 +33,8 @@ def squeezenet1_1(**kw) -> SqueezeNet:
     return SqueezeNet(model_config("squeezenet1_1", **kw))
 
 
-def alexnet(num_classes: int = 1000, image_size: int = 227, dropout: float = 0.5) -> AlexNet:
-    return AlexNet(num_classes=num_classes, image_size=image_size, dropout=dropout)
+def alexnet(**kw) -> AlexNet:
+    return AlexNet(**kw)
 
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {"alexnet": alexnet}

@@ -1,9 +1,9 @@
-"""The `.sqz` file: a compressed SqueezeNet that rebuilds a working `nn.Module` on its own.
+"""The `.sqz` file: a compressed SqueezeNet (or AlexNet) that rebuilds a working `nn.Module` on its own.
 
     magic  b"\\x89SQZ\\r\\n\\x1a\\n"   (PNG-style: catches text-mode transfers and truncation at byte 0)
     u8     version (1)
-    u32    header length, then zlib(JSON): arch, config, classes, class_ids, preprocessing, meta, and the
-           tensors' names and shapes (so decoding needs no model; the 1000 ImageNet classes are stored as the
+    u32    header length, then zlib(JSON): arch ("squeezenet" or "alexnet"), config, classes, class_ids,
+           preprocessing, meta, and the tensors' names and shapes (the 1000 ImageNet classes are stored as the
            name "imagenet": 14 KB saved in a 400 KB file)
     u16    number of tensors: the model's state_dict, in its order
     per tensor: u8 kind, then
@@ -12,9 +12,10 @@
             codebook[2^bits - 1] (code 0 is the implicit 0.0), u32 + codes stream, [u32 + gaps stream]
     u32    CRC-32 of everything before it
 
-Streams are `encode.encode_stream` byte strings (coder byte + payload). The reader validates every count and
-length against the declared shapes and the bytes that remain before it allocates, so a truncated, corrupted or
-forged file is a one-line `SqueezeNetError`.
+Streams are `encode.encode_stream` byte strings (coder byte + payload). The reader checks the declared tensors
+against the configuration (on the meta device: no memory) and every count and length against the declared shapes
+and the bytes that remain before it allocates, so a truncated, corrupted or forged file is a one-line
+`SqueezeNetError`. Conv (grouped too) and linear weights are stored alike, as flat code arrays.
 """
 
 from __future__ import annotations
@@ -29,17 +30,15 @@ import numpy as np
 import torch
 
 from .atomic import write_bytes
-from .config import SqueezeNetConfig
 from .encode import decode_stream, dense_from_index, encode_stream, sparse_index, stream_coder
 from .errors import SqueezeNetError
-from .model import SqueezeNet
 from .preprocess import Preprocessing
-from .weights import Weights, imagenet_classes, register_format
+from .weights import ARCHS, Weights, architecture, describe, imagenet_classes, register_format
 
 MAGIC = b"\x89SQZ\r\n\x1a\n"
 VERSION = 1
 MAX_HEADER = 1 << 20  # decompressed JSON header
-MAX_PARAMS = 1 << 25  # the largest model the reader will build (33.5 M parameters; v1.0 has 1.25 M)
+MAX_PARAMS = 1 << 26  # the largest model the reader will build (67.1 M parameters; AlexNet has 61.0 M)
 F32, F16, Q16, Q32, I64 = range(5)
 _RAW = {F32: np.dtype("<f4"), F16: np.dtype("<f2"), I64: np.dtype("<i8")}
 GAP_BITS = (0, 2, 3, 4, 5, 6, 7, 8)  # 0: dense, the index is not stored
@@ -114,10 +113,6 @@ def _quantized_record(q: Quantized, gap_bits: int | None, coders: tuple[str, ...
     return b"".join(out), info
 
 
-def _expected_state(config: SqueezeNetConfig) -> dict[str, torch.Tensor]:
-    return SqueezeNet(config).state_dict()
-
-
 def _header_of(w: Weights) -> dict:
     classes: list[str] | str = w.classes
     class_ids = w.class_ids
@@ -139,20 +134,21 @@ def encode(weights: Weights, quantized: dict[str, Quantized], *, gap_bits: int |
     Tensors named in `quantized` are stored as codes and codebook, the rest of the state_dict (biases) in
     `float_dtype`; `gap_bits=None` picks the index width per layer.
     """
-    if weights.arch != "squeezenet":
-        raise ValueError(f"the .sqz format stores SqueezeNets, not {weights.arch}")
+    if weights.arch not in ARCHS:
+        raise ValueError(f"the .sqz format stores {' and '.join(ARCHS)}, not {weights.arch}")
     if gap_bits is not None and gap_bits not in GAP_BITS:
         raise ValueError(f"gap_bits must be one of {GAP_BITS}, got {gap_bits}")
     if float_dtype not in ("f16", "f32") or codebook_dtype not in ("f16", "f32"):
         raise ValueError("float_dtype and codebook_dtype must be 'f16' or 'f32'")
-    config = SqueezeNetConfig.from_dict(weights.config)
-    expected = _expected_state(config)
+    with torch.device("meta"):
+        model = architecture(weights.arch, weights.config)
+    expected = model.state_dict()
     tensors = {k: quantized.get(k, v) for k, v in weights.state_dict.items()}
     if list(tensors) != list(expected) or set(quantized) - set(expected):
         diff = sorted((set(expected) ^ set(tensors)) | (set(quantized) - set(expected)))
         raise ValueError(f"weights do not match their configuration (first difference: "
                          f"{diff[0] if diff else 'order'})")
-    header = _header_of(weights) | {"config": config.to_dict(),
+    header = _header_of(weights) | {"config": describe(model)[1],
                                     "tensors": [[k, list(v.shape)] for k, v in expected.items()]}
     head = zlib.compress(json.dumps(header, separators=(",", ":")).encode(), 9)
     parts = [MAGIC, struct.pack("<BI", VERSION, len(head)), head, struct.pack("<H", len(tensors))]
@@ -202,21 +198,14 @@ def _header(raw: bytes) -> dict:
         header = json.loads(text)
     except (zlib.error, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise SqueezeNetError(f"corrupt header: {e}") from None
-    if not isinstance(header, dict) or header.get("arch") != "squeezenet" or not isinstance(header.get("config"),
-                                                                                                dict):
-        raise SqueezeNetError("header does not describe a squeezenet (arch/config missing)")
+    if not isinstance(header, dict) or header.get("arch") not in ARCHS or not isinstance(header.get("config"), dict):
+        raise SqueezeNetError(f"header does not describe a {' or '.join(ARCHS)} (arch/config missing)")
     return header
 
 
-def _expected(header: dict) -> list[tuple[str, tuple[int, ...]]]:
-    """The tensors the header declares (names and shapes, in file order), bounded before anything is read.
-
-    Decoding needs no model: `Weights.build()` later checks the names and shapes against the configuration.
-    """
-    try:
-        SqueezeNetConfig.from_dict(header["config"])
-    except (TypeError, ValueError, OverflowError) as e:
-        raise SqueezeNetError(f"header holds an invalid configuration: {str(e).splitlines()[0]}") from None
+def _expected(header: dict) -> tuple[list[tuple[str, tuple[int, ...]]], int]:
+    """The tensors the header declares (names and shapes, in file order) and the number of classes, checked
+    against the configuration before anything is read."""
     tensors = header.get("tensors")
     ok = isinstance(tensors, list) and all(
         isinstance(t, list) and len(t) == 2 and isinstance(t[0], str) and isinstance(t[1], list)
@@ -227,7 +216,14 @@ def _expected(header: dict) -> list[tuple[str, tuple[int, ...]]]:
     total = sum(int(np.prod(shape, dtype=np.int64)) for _, shape in out)
     if total > MAX_PARAMS:
         raise SqueezeNetError(f"header describes a model of {total:,} parameters, more than {MAX_PARAMS:,}")
-    return out
+    try:
+        with torch.device("meta"):
+            model = architecture(header["arch"], header["config"])
+    except (TypeError, ValueError, OverflowError) as e:
+        raise SqueezeNetError(f"header holds an invalid configuration: {str(e).splitlines()[0]}") from None
+    if [(k, tuple(v.shape)) for k, v in model.state_dict().items()] != out:
+        raise SqueezeNetError("the declared tensors are not those of the configuration")
+    return out, model.num_classes
 
 
 def _stream(r: _Reader, count: int, alphabet: int, what: str) -> tuple[np.ndarray, int, str]:
@@ -236,18 +232,17 @@ def _stream(r: _Reader, count: int, alphabet: int, what: str) -> tuple[np.ndarra
     return decode_stream(data, count, alphabet), n, stream_coder(data)
 
 
-def _weights(header: dict, state: dict[str, torch.Tensor]) -> Weights:
+def _weights(header: dict, state: dict[str, torch.Tensor], num_classes: int) -> Weights:
     try:
         classes, class_ids = header["classes"], header.get("class_ids")
         if classes == "imagenet":
             class_ids, classes = imagenet_classes()
-        w = Weights("squeezenet", header["config"], state, list(classes),
+        w = Weights(header["arch"], header["config"], state, list(classes),
                     Preprocessing.from_dict(header["preprocessing"]), class_ids, dict(header.get("meta") or {}))
     except (KeyError, TypeError, ValueError) as e:
         raise SqueezeNetError(f"damaged header ({type(e).__name__}: {e})") from None
-    n = SqueezeNetConfig.from_dict(w.config).num_classes
-    if len(w.classes) != n or not all(isinstance(c, str) for c in w.classes):
-        raise SqueezeNetError(f"header names {len(w.classes)} classes for a model with {n} outputs")
+    if len(w.classes) != num_classes or not all(isinstance(c, str) for c in w.classes):
+        raise SqueezeNetError(f"header names {len(w.classes)} classes for a model with {num_classes} outputs")
     return w
 
 
@@ -263,7 +258,7 @@ def decode(data: bytes) -> Decoded:
     if version != VERSION:
         raise SqueezeNetError(f"unsupported .sqz version {version} (this reader knows {VERSION})")
     header = _header(bytes(r.take(hlen, "header")))
-    expected = _expected(header)
+    expected, num_classes = _expected(header)
     (count,) = r.unpack("<H", "tensor count")
     if count != len(expected):
         raise SqueezeNetError(f"file holds {count} tensors, the configuration has {len(expected)}")
@@ -308,7 +303,7 @@ def decode(data: bytes) -> Decoded:
         layers.append(info | {"bytes": r.pos - start})
     if r.pos != r.end:
         raise SqueezeNetError(f"{r.end - r.pos:,} unexpected bytes after the last tensor")
-    return Decoded(_weights(header, state), quantized, layers)
+    return Decoded(_weights(header, state, num_classes), quantized, layers)
 
 
 def write(path: str | Path, weights: Weights, quantized: dict[str, Quantized], **kw) -> list[dict]:

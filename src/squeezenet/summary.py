@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from .alexnet import LowRankLinear
 from .model import Fire, SqueezeNet
 
 
@@ -51,7 +52,7 @@ def _layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
             else:
                 name, last_idx = f"conv{counter['conv']}", counter["conv"]
             named.append((name, m))
-        elif isinstance(m, nn.Linear):
+        elif isinstance(m, (nn.Linear, LowRankLinear)):
             last_idx = 5 + counter["fc"] + 1
             counter["fc"] += 1
             named.append((f"fc{last_idx}", m))

@@ -47,14 +47,12 @@ class Weights:
         return len(self.classes)
 
     def build(self) -> nn.Module:
-        """The network with these weights, in eval mode; a state_dict that does not fit is a SqueezeNetError."""
-        if self.arch == "squeezenet":
-            model: nn.Module = SqueezeNet(SqueezeNetConfig.from_dict(self.config))
-        elif self.arch == "alexnet":
-            model = AlexNet(**self.config)
-        else:
-            raise SqueezeNetError(f"unknown architecture {self.arch!r}; expected one of {', '.join(ARCHS)}")
-        expected = model.state_dict()
+        """The network with these weights, in eval mode; a state_dict that does not fit is a SqueezeNetError.
+
+        The fit is checked on the meta device first, so a forged configuration allocates nothing.
+        """
+        with torch.device("meta"):
+            expected = architecture(self.arch, self.config).state_dict()
         missing = sorted(set(expected) - set(self.state_dict))
         extra = sorted(set(self.state_dict) - set(expected))
         wrong = [k for k in expected if k in self.state_dict and self.state_dict[k].shape != expected[k].shape]
@@ -63,9 +61,9 @@ class Weights:
                     f"{wrong[0]!r} has shape {tuple(self.state_dict[wrong[0]].shape)}, "
                     f"expected {tuple(expected[wrong[0]].shape)}")
             raise SqueezeNetError(f"weights do not fit their {self.arch} configuration: {what}")
-        n = model.config.num_classes if isinstance(model, SqueezeNet) else model.num_classes
-        if n != self.num_classes:
-            raise SqueezeNetError(f"{self.num_classes} class names for a model with {n} outputs")
+        model = architecture(self.arch, self.config)
+        if model.num_classes != self.num_classes:
+            raise SqueezeNetError(f"{self.num_classes} class names for a model with {model.num_classes} outputs")
         model.load_state_dict(self.state_dict)
         return model.eval()
 
@@ -73,16 +71,27 @@ class Weights:
     def from_model(cls, model: nn.Module, classes: list[str], preprocessing: Preprocessing,
                    class_ids: list[str] | None = None, meta: dict | None = None) -> Weights:
         """Wrap a trained SqueezeNet or AlexNet (e.g. to `save` it at the end of training)."""
-        if isinstance(model, SqueezeNet):
-            arch, config = "squeezenet", model.config.to_dict()
-        elif isinstance(model, AlexNet):
-            arch = "alexnet"
-            config = {"num_classes": model.num_classes, "image_size": model.image_size,
-                      "dropout": model.classifier[2].p}
-        else:
-            raise TypeError(f"cannot describe a {type(model).__name__}; expected SqueezeNet or AlexNet")
+        arch, config = describe(model)
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         return cls(arch, config, state, list(classes), preprocessing, class_ids, dict(meta or {}))
+
+
+def describe(model: nn.Module) -> tuple[str, dict]:
+    """(arch, config) of a SqueezeNet or AlexNet: what `architecture` rebuilds it from."""
+    if isinstance(model, SqueezeNet):
+        return "squeezenet", model.config.to_dict()
+    if isinstance(model, AlexNet):
+        return "alexnet", dict(model.config)
+    raise TypeError(f"cannot describe a {type(model).__name__}; expected SqueezeNet or AlexNet")
+
+
+def architecture(arch: str, config: dict) -> nn.Module:
+    """The untrained network `arch` and `config` describe (free under `torch.device("meta")`)."""
+    if arch == "squeezenet":
+        return SqueezeNet(SqueezeNetConfig.from_dict(config))
+    if arch == "alexnet":
+        return AlexNet(**config)
+    raise SqueezeNetError(f"unknown architecture {arch!r}; expected one of {', '.join(ARCHS)}")
 
 
 # ------------------------------------------------------------------------------------------------ formats

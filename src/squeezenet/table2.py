@@ -1,0 +1,100 @@
+"""Table 2 measured here, from real files: on the shared ImageNet subset (`authors_rows`: the authors' SqueezeNet
+and our re-encodings of it) and on Imagenette (`measure`: AlexNet, its SVD, pruned and Deep Compression versions,
+and SqueezeNet, all trained and compressed here).
+
+On Imagenette each row is a weights file, sized as the paper counts it (`stored_bytes`: a `.sqz` is its file;
+fp32 weights are 4 bytes a parameter, or, pruned, their non-zeros plus a 4-bit index) and scored (top-1, top-5) on
+held-out images. The reduction is against the first row, AlexNet fp32 as trained here.
+`benchmarks/table2_imagenette.py` writes the rows to results/table2/table2.json, which `squeezenet reproduce` lays
+beside the paper's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from . import sqzformat
+from .compress import alexnet_fp32_bytes, random_subset, sparse_fp32_bytes
+from .data import list_samples
+from .errors import SqueezeNetError
+from .evaluate import evaluate
+from .quantize import quantize_model
+from .weights import load
+
+
+def stored_bytes(path: str | Path) -> tuple[int, str]:
+    """(bytes as the paper counts them, data type) of a weights file."""
+    data = Path(path).read_bytes()
+    if sqzformat.is_sqz(data):
+        bits = sorted({lay["bits"] for lay in sqzformat.decode(data).layers if lay["kind"] == "quantized"}) or [16]
+        return len(data), f"{bits[0]}-{bits[-1]} bit" if len(bits) > 1 else f"{bits[0]} bit"
+    model = load(path).build()
+    dense = 4 * sum(p.numel() for p in model.state_dict().values())
+    return min(dense, sparse_fp32_bytes(model)), "32 bit"
+
+
+def measure(rows: list[tuple[str, str, str | Path]], val_dir: str | Path | None = None, limit: int | None = None,
+            log: Callable[[str], None] = print) -> list[dict]:
+    """(network, compression, weights file) -> Table 2's columns; the first row is the reduction's reference."""
+    out = []
+    for network, compression, path in rows:
+        size, dtype = stored_bytes(path)
+        row = {"network": network, "compression": compression, "data_type": dtype, "bytes": size,
+               "file": Path(path).name, "top1": None, "top5": None}
+        if val_dir is not None:
+            w = load(path)
+            samples = random_subset(list_samples(val_dir, w.class_ids or w.classes), limit, seed=1)
+            log(f"evaluating {network}, {compression} ({path}) on {len(samples)} images")
+            row |= {k: v for k, v in evaluate(w.build(), samples, w.preprocessing, progress=False).items()
+                    if k in ("top1", "top5")}
+        out.append(row)
+    return [r | {"vs_alexnet": out[0]["bytes"] / r["bytes"]} for r in out]
+
+
+def authors_rows(val_dir: str | Path | None = None, sqz6: str | Path | None = None, limit: int | None = None,
+                 authors_net: str | Path | None = None, log: Callable[[str], None] = print) -> list[dict]:
+    """Table 2's rows measured here: AlexNet fp32, SqueezeNet fp32, the authors' 8-bit file, ours at 8 and 6 bits.
+
+    Sizes are bytes of real files (or 4 bytes per parameter for fp32). Ours at 8 bits re-encodes the authors'
+    codes and codebooks losslessly; ours at 6 bits is `sqz6` (e.g. a fine-tuned `squeezenet compress` output),
+    else the authors' weights re-clustered now without fine-tuning. With `val_dir` (ImageNet images, e.g.
+    imagenet-val-1300) top-1/top-5 are measured; identical weights are evaluated once.
+    """
+    from .deepcompression import read_net
+    from .paths import authors_model_dir
+
+    net = Path(authors_net) if authors_net else authors_model_dir() / "compressed_SqueezeNet.net"
+    authors = load(net)
+    names = [k for k in authors.state_dict if k.endswith("weight")]
+    q8 = {k: sqzformat.Quantized(lay.codes, lay.codebook, 8)
+          for k, lay in zip(names, read_net(net).layers, strict=True)}
+    data8, _ = sqzformat.encode(authors, q8, codebook_dtype="f32", float_dtype="f32")
+    ours8 = sqzformat.decode(data8).weights
+    if not all(torch.equal(ours8.state_dict[k], v) for k, v in authors.state_dict.items()):
+        raise SqueezeNetError("8-bit re-encoding is not lossless")  # would make the shared accuracy wrong
+    if sqz6 is not None:
+        data6 = Path(sqz6).read_bytes()
+        label6 = f"Deep Compression (ours, {Path(sqz6).name})"
+    else:
+        data6, _ = sqzformat.encode(authors, quantize_model(authors.build(), 6, "optimal"))
+        label6 = "Deep Compression (ours, re-clustered, no fine-tuning)"
+    ours6 = sqzformat.decode(data6).weights
+    acc: dict[str, dict] = {}
+    if val_dir is not None:
+        samples = list_samples(val_dir, authors.class_ids).subset(limit)
+        for key, w in (("authors", authors), ("ours6", ours6)):
+            log(f"evaluating {key} on {len(samples)} images")
+            acc[key] = evaluate(w.build(), samples, w.preprocessing, progress=False)
+    alexnet = alexnet_fp32_bytes()
+    fp32 = 4 * sum(v.numel() for v in authors.state_dict.values())
+    rows = [("AlexNet", "none", "32 bit", alexnet, None),
+            ("SqueezeNet", "none (decoded authors' weights)", "32 bit", fp32, "authors"),
+            ("SqueezeNet", "Deep Compression (authors' file)", "8 bit", net.stat().st_size, "authors"),
+            ("SqueezeNet", "Deep Compression (ours, lossless re-encoding)", "8 bit", len(data8), "authors"),
+            ("SqueezeNet", label6, "6 bit", len(data6), "ours6")]
+    return [{"network": n, "compression": c, "data_type": t, "bytes": b, "vs_alexnet": alexnet / b,
+             "top1": acc[k]["top1"] if k in acc else None, "top5": acc[k]["top5"] if k in acc else None}
+            for n, c, t, b, k in rows]
