@@ -48,6 +48,7 @@ def test_sweep_runs_and_resumes_without_rerunning(tiny_data, tmp_path):
     assert f"skip {trials[0].name}: finished" in logged and first.stat().st_mtime_ns == stamp
     rows = explore.collect(trials)
     assert [r["sr"] for r in rows] == [0.125, 0.25] and rows[0]["params"] < rows[1]["params"]
+    assert rows[0]["params_1000_classes"] == 1_248_424  # v1.0, as in the paper
     assert all(0 <= r["top1"] <= 1 and r["top5"] == 1.0 and r["train_seconds"] > 0 for r in rows)  # 2 classes
     # the bypass sweep's 'none' is v1.0, i.e. SR 0.125: sharing the runs folder, it is not trained again...
     shared = explore.plan("bypass", tmp_path / "bypass", ["none"], runs=out / "runs")

@@ -129,9 +129,13 @@ def _positive_int(text: str) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from .weights import load, save
 
     weights = load(args.input, prototxt=args.prototxt)
+    if args.image_size:
+        weights = replace(weights, preprocessing=weights.preprocessing.at_size(args.image_size))
     save(weights, args.out)
     n = sum(t.numel() for t in weights.state_dict.values())
     print(f"read {args.input}: {weights.arch}, {weights.num_classes} classes, {n:,} parameters")
@@ -150,7 +154,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     weights = open_model(args.weights, args.backend, args.int8, args.calibration, evaluation_data=args.data)
     samples = list_samples(args.data, classes=weights.class_ids).subset(args.limit)
-    r = evaluate(weights.model, samples, weights.preprocessing, batch_size=args.batch_size,
+    pre = weights.preprocessing
+    if args.image_size and args.image_size != pre.crop_size:
+        if weights.backend == "onnxruntime" or hasattr(weights.model, "image_size"):  # ONNX graph, AlexNet's fc6
+            raise SqueezeNetError(f"{args.weights} takes {pre.crop_size} px inputs only, not --image-size "
+                                  f"{args.image_size}")
+        pre = pre.at_size(args.image_size)
+    r = evaluate(weights.model, samples, pre, batch_size=args.batch_size,
                  workers=args.workers)
     if args.json:
         print(json.dumps({"weights": str(args.weights), "data": str(args.data), **r}))
@@ -347,12 +357,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="weights file: the authors' .net (prototxt beside it), .safetensors, ...")
     p.add_argument("--out", required=True, help="output .safetensors file")
     p.add_argument("--prototxt", help="the network's prototxt, if not the one beside a .net file")
+    p.add_argument("--image-size", type=_positive_int, help="store the preprocessing at this input size (see "
+                   "evaluate --image-size)")
     p.set_defaults(func=_cmd_convert)
 
     p = sub.add_parser("evaluate", help="top-1 / top-5 accuracy of weights on a folder of labelled images")
     p.add_argument("--weights", required=True, help="weights file (.net, .safetensors, ...)")
     p.add_argument("--data", required=True, help="ImageNet-style folder (<wnid>/*.JPEG) or a folder with labels.csv")
     p.add_argument("--limit", type=_positive_int, help="evaluate the first N images only")
+    p.add_argument("--image-size", type=_positive_int, help="input size (resize and crop in the weights' ratio); a "
+                   "net trained on random-resized crops is often best tested above its training size (FixRes)")
     p.add_argument("--batch-size", type=_positive_int, default=32, help="images per forward pass (default 32)")
     p.add_argument("--workers", type=int, default=1, choices=range(0, 17), metavar="N",
                    help="image decoding processes (default 1)")

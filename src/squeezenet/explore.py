@@ -27,6 +27,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from .atomic import atomic_path, write_text  # noqa: E402
 from .errors import SqueezeNetError  # noqa: E402
 from .registry import create_model, model_config  # noqa: E402
+from .weights import load  # noqa: E402
 
 # sweep -> (metaparameter, the paper's values, the other metaparameters held fixed)
 SWEEPS: dict[str, tuple[str, tuple, dict]] = {
@@ -150,17 +151,25 @@ def _last_metrics(run_dir: Path) -> dict:
     return rows[-1] | {"train_seconds": round(sum(r.get("seconds", 0.0) for r in rows), 1), "epochs": len(rows)}
 
 
+def _params(trial: Trial, classes: int) -> int:
+    """The paper's count: convolutions only (not the BatchNorm of the bn recipe)."""
+    return sum(p.numel() for p in create_model(trial.model, **trial.overrides, num_classes=classes).parameters())
+
+
 def collect(trials: list[Trial]) -> list[dict]:
-    """One row per finished trial: configuration, parameters, fp32 bytes, top-1, top-5, training seconds."""
+    """One row per finished trial: configuration, parameters (as trained, and with ImageNet's 1000 classes as in
+    the paper's figures), fp32 bytes, top-1, top-5, training seconds."""
     rows = []
     for t in trials:
         if not t.done:
             continue
         m = _last_metrics(t.run_dir)
-        params = sum(p.numel() for p in create_model(t.model, **t.overrides).parameters())
+        classes = len(load(t.run_dir / MODEL_FILE).classes)
+        params = {n: _params(t, n) for n in (classes, 1000)}
         row = {"name": t.name, "model": t.model, **{k: t.overrides.get(k, "") for k in ("sr", "pct3x3", "bypass")},
-               "params": params, "bytes_fp32": 4 * params, "top1": m.get("val_top1"), "top5": m.get("val_top5"),
-               "epochs": m["epochs"], "train_seconds": m["train_seconds"]}
+               "params": params[classes], "bytes_fp32": 4 * params[classes], "params_1000_classes": params[1000],
+               "top1": m.get("val_top1"), "top5": m.get("val_top5"), "epochs": m["epochs"],
+               "train_seconds": m["train_seconds"]}
         sqz = t.run_dir / "model.sqz"
         row["bytes_compressed"] = sqz.stat().st_size if sqz.is_file() else ""
         rows.append(row)

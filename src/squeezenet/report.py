@@ -206,10 +206,16 @@ def section_explore(out: Path, results: Path) -> str:
         rows = json.loads((sweep / "results.json").read_text())
         table = [[r["name"], f"{r['params']:,}", f"{r['bytes_fp32'] / 1e6:.2f}", _pct(r["top1"]), _pct(r["top5"]),
                   f"{r['train_seconds'] / 60:.0f} min"] for r in rows]
-        parts.append(f"### {sweep.name}\n\n" + _md_table(["configuration", "params", "fp32 MB", "top-1", "top-5",
-                                                             "training"], table))
+        head = ["configuration", "params", "fp32 MB", "top-1", "top-5", "training"]
+        if sweep.name == "bypass":  # Table 3: the paper's ImageNet figures beside ours
+            ref = {k: "{} / {} / {} MB".format(*v) for k, v in paper.TABLE3.items()}
+            table = [row + [ref.get(r["bypass"], "")] for row, r in zip(table, rows, strict=True)]
+            head.append("paper (ImageNet): top-1 / top-5 / size")
+        parts.append(f"### {sweep.name}\n\n" + _md_table(head, table))
         if (sweep / "figure.png").is_file():
             parts.append(_copy_png(sweep / "figure.png", out, f"explore_{sweep.name}.png"))
+    if (results / "explore" / "README.md").is_file():
+        parts.append("The comparison with the paper, configuration by configuration: `results/explore/README.md`.")
     return "\n\n".join(parts) + "\n"
 
 
@@ -223,10 +229,10 @@ def section_bundled(out: Path, results: Path) -> str:
     m = w.meta.get("metrics", {})
     bits = w.meta.get("compression", {}).get("bits")
     return (f"## The bundled model: `squeezenet.load(\"imagenette\")`\n\nSqueezeNet v1.1 "
-            f"(BatchNorm recipe) trained from scratch on Imagenette at {w.preprocessing.crop_size} px "
-            f"({len(w.classes)} classes), stored as {bits}-bit weight sharing, entropy coded: "
+            f"(BatchNorm recipe) trained from scratch on Imagenette ({len(w.classes)} classes), run at "
+            f"{w.preprocessing.crop_size} px, stored as {bits}-bit weight sharing, entropy coded: "
             f"**{path.stat().st_size:,} bytes** for {params:,} parameters ({4 * params:,} bytes in fp32). "
-            f"Validation top-1 / top-5 at the end of training: {_pct(m.get('val_top1'))} / "
+            f"Validation top-1 / top-5 at the end of training, at the training size: {_pct(m.get('val_top1'))} / "
             f"{_pct(m.get('val_top5'))}. Bundled models: {', '.join(BUNDLED)}.\n")
 
 

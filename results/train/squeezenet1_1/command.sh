@@ -4,5 +4,5 @@
 export OMP_NUM_THREADS=1
 torchrun --standalone --nproc-per-node 2 -m squeezenet train --model squeezenet1_1 \
   --data ../shared/data/imagenette2 --out runs/squeezenet1_1 \
-  --epochs 20 --batch-size 128 --lr 0.1 --warmup-epochs 1 --label-smoothing 0.1 --image-size 128 \
+  --epochs 40 --batch-size 128 --lr 0.1 --warmup-epochs 1 --label-smoothing 0.1 --image-size 128 \
   --batch-norm --no-final-relu --checkpoint-every 20 --threads 1
