@@ -54,4 +54,5 @@ def test_reproduce_writes_report(tmp_path):
     assert r.returncode == 0, r.stderr
     text = (tmp_path / "rep" / "README.md").read_text()
     assert "Every row matches: **yes**" in text and "1,248,424" in text
+    assert "### bypass" in text and "57.5 / 80.3 / 4.8 MB" in text  # results/explore/: Table 3 beside ours
     assert (tmp_path / "rep" / "figure3_sizes.png").stat().st_size > 10_000

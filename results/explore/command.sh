@@ -8,3 +8,6 @@ for sweep in sr pct3x3 bypass; do
   squeezenet explore --sweep $sweep --data ../shared/data/imagenette2 --out results/explore/$sweep \
     --runs ../runs/explore --epochs 5 --image-size 64 --threads 1
 done
+# run-to-run noise: vanilla and simple bypass again with another seed (own runs folder: other arguments)
+squeezenet explore --sweep bypass --values none simple --data ../shared/data/imagenette2 \
+  --out results/explore/bypass-seed1 --runs ../runs/explore-seed1 --epochs 5 --image-size 64 --seed 1 --threads 1
