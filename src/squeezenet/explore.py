@@ -193,9 +193,11 @@ def write_results(rows: list[dict], out: str | Path, title: str) -> list[Path]:
         ys = [100 * r[key] for r in rows if r[key] is not None]
         if ys:
             ax.plot(xs[: len(ys)], ys, marker, ls="-", label=key.replace("top", "top-"))
+    varying = [k for k in ("sr", "pct3x3", "bypass") if len({r[k] for r in rows}) > 1]  # label by what is swept
     for r, x in zip(rows, xs, strict=True):
         if r["top1"] is not None:
-            ax.annotate(r["name"], (x, 100 * r["top1"]), fontsize=7, xytext=(3, -9), textcoords="offset points")
+            label = ", ".join(f"{k} {r[k]}" for k in varying) or r["name"]
+            ax.annotate(label, (x, 100 * r["top1"]), fontsize=7, xytext=(3, -9), textcoords="offset points")
     ax.set(xlabel="model size (MB, fp32)", ylabel="validation accuracy (%)", title=title)
     ax.grid(alpha=0.3)
     ax.legend()
