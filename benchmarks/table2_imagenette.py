@@ -2,7 +2,7 @@
 
     python benchmarks/table2_imagenette.py --alexnet RUN/model.safetensors --svd alexnet-svd.safetensors \
         --pruned alexnet-pruned.safetensors --deep-compression alexnet-dc.sqz \
-        --squeezenet results/train/squeezenet1_1/model.safetensors --squeezenet-dc v11-6bit.sqz
+        --squeezenet RUN/model.safetensors --squeezenet-dc8 squeezenet-dc8.sqz --squeezenet-dc6 squeezenet-dc6.sqz
 
 writes results/table2/table2.json, which `squeezenet reproduce` lays beside the paper's Table 2 (the commands
 that make each file are in results/table2/README.md). Rows whose file is not given are left out.
@@ -22,7 +22,7 @@ from squeezenet.table2 import measure
 
 ROWS = (("alexnet", "AlexNet", "none"), ("svd", "AlexNet", "SVD"), ("pruned", "AlexNet", "network pruning"),
         ("deep_compression", "AlexNet", "Deep Compression"), ("squeezenet", "SqueezeNet", "none"),
-        ("squeezenet_dc", "SqueezeNet", "Deep Compression"))
+        ("squeezenet_dc8", "SqueezeNet", "Deep Compression"), ("squeezenet_dc6", "SqueezeNet", "Deep Compression"))
 
 
 def main() -> None:
@@ -37,7 +37,8 @@ def main() -> None:
     rows = measure([(n, c, getattr(args, k)) for k, n, c in ROWS if getattr(args, k)], args.data, args.limit)
     for r in rows:
         print(f"{r['network']:<11}{r['compression']:<18}{r['data_type']:<9}{r['bytes']:>13,}{r['vs_alexnet']:>7.1f}x"
-              f"  {100 * r['top1']:.2f}% / {100 * r['top5']:.2f}%")
+              f"  {100 * r['top1']:.2f}% / {100 * r['top5']:.2f}%{r['nonzero']:>13,} non-zero "
+              f"({r['nonzero_vs_alexnet']:.1f}x)")
     result = {"command": "python benchmarks/table2_imagenette.py " + shlex.join(sys.argv[1:]),
               "data": f"{'/'.join(Path(args.data).parts[-2:])} ({f'random {args.limit}' if args.limit else 'all'} "
                       "images)",

@@ -124,6 +124,10 @@ def section_sweeps(out: Path, results: Path) -> str:
               f"({_mb(sr_params[3]):.1f} MB here); SR 1.0 is {_mb(sr_params[4]):.1f} MB in fp32.\n")
 
 
+def _ratio(x: float) -> str:
+    return f"{x:.1f}x" if x < 10 else f"{x:.0f}x"
+
+
 def _pct(x) -> str:
     return "" if x is None or x == "" else f"{100 * float(x):.1f}%"
 
@@ -156,13 +160,20 @@ def section_training(out: Path, results: Path) -> str:
 _TABLE2_HEAD = ["network", "compression", "data type", "size", "vs AlexNet", "top-1", "top-5"]
 
 
-def _table2(path: Path) -> tuple[dict, str, str]:
-    """(the measured JSON, its rows as a Markdown table, the paper's Table 2 as one)."""
+def _table2(path: Path, beside: bool = False) -> tuple[dict, str, str]:
+    """(the measured JSON, its rows as a Markdown table, the paper's Table 2 as one); `beside`: each measured row
+    also carries the reduction and accuracy of the paper's row with the same network, compression and data type."""
     measured = json.loads(path.read_text())
-    rows = [[r["network"], r["compression"], r["data_type"], f"{r['bytes']:,}", f"{r['vs_alexnet']:.0f}x",
-             _pct(r.get("top1")), _pct(r.get("top5"))] for r in measured["rows"]]
+    head = _TABLE2_HEAD + (["non-zero values (vs AlexNet)", "paper: vs AlexNet", "paper: top-1 / top-5"]
+                           if beside else [])
+    ref = {(n, c, t): [f"{x}x", f"{t1}% / {t5}%"] for n, c, t, _, x, t1, t5 in paper.TABLE2}
+    rows = [[r["network"], r["compression"], r["data_type"], f"{r['bytes']:,}", _ratio(r["vs_alexnet"]),
+             _pct(r.get("top1")), _pct(r.get("top5"))]
+            + ([f"{r['nonzero']:,} ({_ratio(r['nonzero_vs_alexnet'])})"]
+               + ref.get((r["network"], r["compression"], r["data_type"]), ["", ""]) if beside else [])
+            for r in measured["rows"]]
     paper_rows = [[n, c, t, f"{mb} MB", f"{x}x", f"{t1}%", f"{t5}%"] for n, c, t, mb, x, t1, t5 in paper.TABLE2]
-    return measured, _md_table(_TABLE2_HEAD, rows), _md_table(_TABLE2_HEAD, paper_rows)
+    return measured, _md_table(head, rows), _md_table(_TABLE2_HEAD, paper_rows)
 
 
 def section_table2(out: Path, results: Path) -> str:
@@ -181,7 +192,7 @@ def section_table2_imagenette(out: Path, results: Path) -> str:
     path = results / "table2" / "table2.json"
     if not path.is_file():
         return ""
-    measured, ours, theirs = _table2(path)
+    measured, ours, theirs = _table2(path, beside=True)
     with torch.device("meta"):
         small, full = _params("alexnet", num_classes=10, image_size=128), _params("alexnet")
     return ("## Table 2 on Imagenette: AlexNet against SqueezeNet\n\nAlexNet (bvlc_alexnet) and SqueezeNet "
@@ -192,7 +203,8 @@ def section_table2_imagenette(out: Path, results: Path) -> str:
             "4-bit index); the reduction is against our AlexNet fp32, which at 128 px and 10 classes has "
             f"{small / 1e6:.1f} M parameters, not {full / 1e6:.1f} M (fc6 and fc8 shrink): the ratios are comparable, "
             f"not the sizes. Accuracy on {measured.get('data', 'Imagenette val')}; command: "
-            f"`{measured.get('command', '')}`.\n\n" + ours + "\n\nThe paper (ImageNet, 1000 classes, 227 px):\n\n"
+            f"`{measured.get('command', '')}` (every command, in order: `{results}/table2/command.sh`; the verdict: "
+            f"`{results}/table2/README.md`).\n\n" + ours + "\n\nThe paper (ImageNet, 1000 classes, 227 px):\n\n"
             + theirs + "\n")
 
 
