@@ -37,7 +37,7 @@ done
 # why the AlexNet ratios depend on the input size and classes (untrained networks, sizes only)
 python benchmarks/alexnet_sizes.py
 # SqueezeNet with longer retraining after pruning (results/table2/squeezenet-retrain/)
-for e in 6; do
+for e in 6 12; do
   squeezenet compress --weights $R/squeezenet.safetensors --profile table1 --retrain-epochs $e --loss both \
     --no-quantize $C --out $R/squeezenet-pruned$e.safetensors --json > results/table2/squeezenet-retrain/squeezenet-pruned$e.json
   for b in 8 6; do
@@ -46,5 +46,5 @@ for e in 6; do
       > results/table2/squeezenet-retrain/squeezenet-r$e-dc$b.json
   done
 done
-for f in squeezenet-pruned.safetensors squeezenet-pruned6.safetensors squeezenet-r6-dc8.sqz squeezenet-r6-dc6.sqz; do
+for f in squeezenet-pruned.safetensors squeezenet-pruned{6,12}.safetensors squeezenet-r{6,12}-dc{8,6}.sqz; do
   squeezenet evaluate --weights $R/$f --data $D/val --json; done > results/table2/squeezenet-retrain/evaluate.jsonl
