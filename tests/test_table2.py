@@ -48,6 +48,11 @@ def test_measured_rows_and_the_report_section(files, imagenette, tmp_path):
                     ("AlexNet", "Deep Compression", dc)], imagenette / "val", limit=8, log=lambda m: None)
     assert [r["compression"] for r in rows] == ["none", "network pruning", "Deep Compression"]
     assert rows[0]["vs_alexnet"] == 1 and 1 < rows[1]["vs_alexnet"] < rows[2]["vs_alexnet"]
+    # the paper's pruning ratio counts surviving values; quantization keeps zeros zero
+    values = sum(v.numel() for v in squeezenet.load(dense).state_dict.values())
+    assert 0.99 * values < rows[0]["nonzero"] <= values  # untrained: only the zero-initialised biases are zero
+    assert rows[1]["nonzero"] < rows[0]["nonzero"] / 2 and rows[1]["nonzero_vs_alexnet"] > 2
+    assert rows[2]["nonzero"] <= rows[1]["nonzero"]
     assert all(0 <= r["top1"] <= r["top5"] <= 1 for r in rows)
     assert section_table2_imagenette(tmp_path, tmp_path) == ""  # nothing measured yet: no section
     (tmp_path / "table2").mkdir()
