@@ -5,7 +5,7 @@
         --squeezenet RUN/model.safetensors --squeezenet-dc8 squeezenet-dc8.sqz --squeezenet-dc6 squeezenet-dc6.sqz
 
 writes results/table2/table2.json, which `squeezenet reproduce` lays beside the paper's Table 2 (the commands
-that make each file are in results/table2/README.md). Rows whose file is not given are left out.
+that make each file, in order, are results/table2/command.sh). Rows whose file is not given are left out.
 """
 
 from __future__ import annotations
