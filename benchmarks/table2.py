@@ -1,6 +1,6 @@
 """Table 2 measured here: sizes (bytes of real files) and ImageNet-subset accuracy, saved for the report.
 
-    python benchmarks/table2.py --sqz6 MODEL.sqz [--data ../shared/data/imagenet-val-1300]
+    python benchmarks/table2.py --sqz6 MODEL.sqz [--data DIR ...]   (default: imagenet-val-1300, imagenet-sample-750)
 
 writes results/compress/table2.json, which `squeezenet reproduce` lays beside the paper's Table 2.
 """
@@ -21,18 +21,19 @@ from squeezenet.table2 import authors_rows
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sqz6", help="our 6-bit .sqz (default: re-cluster the authors' model now, no fine-tuning)")
-    ap.add_argument("--data", default=str(shared_dir() / "data" / "imagenet-val-1300"))
-    ap.add_argument("--limit", type=int, help="first N images only")
+    data = shared_dir() / "data"
+    ap.add_argument("--data", nargs="+", default=[str(data / "imagenet-val-1300"), str(data / "imagenet-sample-750")])
+    ap.add_argument("--limit", type=int, help="a class-balanced sample of N images of each set")
     ap.add_argument("--out", default=str(Path(__file__).parents[1] / "results" / "compress" / "table2.json"))
     args = ap.parse_args()
-    rows = authors_rows(val_dir=args.data, sqz6=args.sqz6, limit=args.limit)
+    rows = authors_rows(val_dirs=args.data, sqz6=args.sqz6, limit=args.limit)
     for r in rows:
-        acc = f"{100 * r['top1']:.2f}% / {100 * r['top5']:.2f}%" if r["top1"] is not None else ""
+        acc = "  ".join(f"{name} {100 * a['top1']:.2f}% / {100 * a['top5']:.2f}%" for name, a in r["accuracy"].items())
         print(f"{r['network']:<11}{r['compression']:<66}{r['data_type']:<7}{r['bytes']:>12,}"
               f"{r['vs_alexnet']:>7.0f}x  {acc}")
     result = {"command": "python benchmarks/table2.py " + shlex.join(sys.argv[1:]),
-              "data": f"{Path(args.data).name} ({f'first {args.limit}' if args.limit else 'all'} images)",
-              "rows": rows}
+              "data": ", ".join(f"{Path(d).name} ({f'{args.limit} images' if args.limit else 'all images'})"
+                                for d in args.data), "rows": rows}
     write_text(args.out, json.dumps(result, indent=1) + "\n")
     print(f"written to {args.out}")
 

@@ -120,3 +120,43 @@ def test_alexnet_pruning_and_deep_compression_rows(alexnet, tmp_path, capsys):
     assert "safetensors" in capsys.readouterr().err
     assert main(["compress", "--weights", str(small), "--profile", "table1", "--out", str(tmp_path / "x.sqz")]) == 2
     assert "does not fit" in capsys.readouterr().err
+
+
+def test_compress_without_data_keeps_the_authors_accuracy(authors_model, imagenet_val, tmp_path, capsys):
+    """No --data: the authors' codebooks re-encoded losslessly, so top-1 on imagenet-val-1300 stays theirs."""
+    from squeezenet import load
+    from squeezenet.data import list_samples
+    from squeezenet.evaluate import evaluate
+
+    net, out = authors_model / "compressed_SqueezeNet.net", tmp_path / "authors.sqz"
+    assert main(["compress", "--weights", str(net), "--out", str(out)]) == 0
+    assert "warning" not in capsys.readouterr().err
+    a, b = load(net), load(out)
+    assert out.stat().st_size < 560_000 < net.stat().st_size
+    assert all(torch.equal(a.state_dict[k], v) for k, v in b.state_dict.items())
+    samples = list_samples(imagenet_val, a.class_ids).sample(200)
+    ta, tb = (evaluate(w.build(), samples, w.preprocessing, progress=False)["top1"] for w in (a, b))
+    assert abs(ta - tb) <= 0.001 and b.preprocessing == a.preprocessing
+
+
+def test_a_lossy_setting_without_data_says_so(tiny, tmp_path, capsys):
+    _, path = tiny
+    assert main(["compress", "--weights", str(path), "--out", str(tmp_path / "x.sqz")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: accuracy not measured" in err and len(err.strip().splitlines()) == 1
+    assert main(["compress", "--weights", str(path), "--lossless", "--out", str(tmp_path / "y.sqz")]) == 2
+    assert "weight-shared" in capsys.readouterr().err
+
+
+def test_with_a_dataset_root_the_accuracy_before_and_after_is_printed(tiny, tmp_path, capsys, imagenette):
+    _, path = tiny
+    root = tmp_path / "data"
+    for split, n in (("train", 3), ("val", 2)):
+        for wnid in ("n01440764", "n03888257"):
+            (root / split / wnid).mkdir(parents=True)
+            for p in sorted((imagenette / split / wnid).iterdir())[:n]:
+                (root / split / wnid / p.name).symlink_to(p)
+    assert main(["compress", "--weights", str(path), "--data", str(root), "--out", str(tmp_path / "x.sqz"),
+                 "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert set(rep["accuracy"]) == {"before", "after", "data"} and "4 images of 2 classes" in rep["accuracy"]["data"]

@@ -34,8 +34,49 @@ def test_caffe_keeps_a_227_image_and_subtracts_the_bgr_mean(val_image):
 def test_caffe_resizes_other_sizes(nette_image):
     assert nette_image.size == (224, 224)
     assert CAFFE(nette_image).shape == (3, 227, 227)
-    wide = nette_image.crop((0, 40, 224, 184))  # 224 x 144: shorter side to 256, then the centre
+    wide = nette_image.crop((0, 40, 224, 184))  # 224 x 144: warped to 256 x 256, then the centre
     assert CAFFE.resize_crop(wide).size == (227, 227)
+
+
+@pytest.fixture(scope="module")
+def natural_image(shared) -> Image.Image:
+    """A real ImageNet photo at its own aspect ratio (shorter side 288)."""
+    folder = shared / "data" / "imagenet-sample-750" / "images"
+    image = next(im for im in (Image.open(p).convert("RGB") for p in sorted(folder.iterdir())[:20])
+                 if abs(im.size[0] / im.size[1] - 1) > 0.2)
+    assert min(image.size) == 288
+    return image
+
+
+def test_each_preset_does_its_documented_resize_and_crop(natural_image):
+    """caffe: the whole image warped to 256x256, centre 227; torchvision: shorter side 256 (aspect kept),
+    centre 224. Each is compared with the same steps written out here with PIL."""
+    w, h = natural_image.size
+    warped = natural_image.resize((256, 256), Image.BILINEAR)
+    np.testing.assert_array_equal(np.asarray(CAFFE.resize_crop(natural_image)),
+                                  np.asarray(warped.crop((14, 14, 241, 241))))
+    s = 256 / min(w, h)
+    sw, sh = round(w * s), round(h * s)
+    assert min(sw, sh) == 256 and max(sw, sh) > 256
+    scaled = natural_image.resize((sw, sh), Image.BILINEAR)
+    left, top = (sw - 224) // 2, (sh - 224) // 2
+    np.testing.assert_array_equal(np.asarray(TORCHVISION.resize_crop(natural_image)),
+                                  np.asarray(scaled.crop((left, top, left + 224, top + 224))))
+    assert "warp to 256x256, centre crop 227" in CAFFE.protocol
+    assert TORCHVISION.protocol.startswith("shorter side to 256, centre crop 224")
+
+
+def test_warp_and_shorter_side_agree_on_a_square_image(nette_image):
+    """Imagenette's images are square: figures measured on them do not depend on the resize mode."""
+    shorter = Preprocessing(**CAFFE.to_dict() | {"resize_mode": "shorter"})
+    torch.testing.assert_close(shorter(nette_image), CAFFE(nette_image))
+
+
+def test_files_written_before_resize_mode_read_with_their_protocol():
+    old_caffe = {k: v for k, v in CAFFE.to_dict().items() if k != "resize_mode"}
+    old_tv = {k: v for k, v in TORCHVISION.at_size(160).to_dict().items() if k != "resize_mode"}
+    assert Preprocessing.from_dict(old_caffe) == CAFFE
+    assert Preprocessing.from_dict(old_tv).resize_mode == "shorter"
 
 
 def test_torchvision_preset(nette_image):

@@ -56,3 +56,16 @@ def test_reproduce_writes_report(tmp_path):
     assert "Every row matches: **yes**" in text and "1,248,424" in text
     assert "### bypass" in text and "57.5 / 80.3 / 4.8 MB" in text  # results/explore/: Table 3 beside ours
     assert (tmp_path / "rep" / "figure3_sizes.png").stat().st_size > 10_000
+    # the ImageNet figures on both shared sets, each with its protocol (results/headline, results/compress)
+    assert "## Headline figures" in text and "top-1 / top-5 (imagenet-sample-750)" in text
+    assert "| `compressed_SqueezeNet.net` | imagenet-sample-750 | 750 (150) |" in text
+    assert text.count("warp to 256x256, centre crop 227") >= 8
+
+
+def test_summary_of_the_bundled_model_by_name(capsys):
+    assert main(["summary", "--weights", "imagenette", "--input-size", "160", "--json"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    from squeezenet import load
+
+    params = sum(p.numel() for p in load("imagenette").build().parameters())
+    assert table["total"]["params"] == params and table["compression"]["total_bytes"] > 700_000

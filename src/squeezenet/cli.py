@@ -47,11 +47,11 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     if args.weights:  # the architecture of a weights file; a .sqz file adds its compression table
         from .compress import file_report, format_report
         from .sqzformat import is_sqz
-        from .weights import load
+        from .weights import load, resolve
 
         weights = load(args.weights)
         table = summarize(weights.build(), args.input_size)
-        data = open(args.weights, "rb").read()
+        data = resolve(args.weights).read_bytes()
         if is_sqz(data):
             table["compression"] = file_report(data)
         print(json.dumps(table) if args.json else format_table(table) + (
@@ -153,7 +153,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .runtime import open_model
 
     weights = open_model(args.weights, args.backend, args.int8, args.calibration, evaluation_data=args.data)
-    samples = list_samples(args.data, classes=weights.class_ids).subset(args.limit)
+    samples = list_samples(args.data, classes=weights.class_ids).sample(args.limit)
     pre = weights.preprocessing
     if args.image_size and args.image_size != pre.crop_size:
         if weights.backend == "onnxruntime" or hasattr(weights.model, "image_size"):  # ONNX graph, AlexNet's fc6
@@ -165,8 +165,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"weights": str(args.weights), "data": str(args.data), **r}))
     else:
-        print(f"top-1 {100 * r['top1']:.2f}%  top-5 {100 * r['top5']:.2f}%  on {r['images']:,} images "
-              f"({r['seconds']:.1f} s, {r['images_per_s']:.1f} images/s)")
+        print(f"top-1 {100 * r['top1']:.2f}%  top-5 {100 * r['top5']:.2f}%  on {r['images']:,} images of "
+              f"{r['classes']} classes ({r['preprocessing']}; {r['seconds']:.1f} s, {r['images_per_s']:.1f} images/s)")
     return 0
 
 
@@ -233,12 +233,16 @@ def _cmd_sensitivity(args: argparse.Namespace) -> int:
 
 
 def _cmd_compress(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .atomic import write_bytes
     from .compress import (
         CompressOptions,
         check_disjoint,
         compress,
         default_profile,
         format_report,
+        reencode,
         report,
         scorer,
         training_images,
@@ -248,31 +252,49 @@ def _cmd_compress(args: argparse.Namespace) -> int:
 
     if args.no_quantize != args.out.endswith(".safetensors"):
         raise SqueezeNetError("--out: fp32 results (--no-quantize) are written as .safetensors, quantized ones as .sqz")
-    check_disjoint(training_images(args.data), args.eval_data)
+    eval_data = args.eval_data
+    if eval_data is None and args.data and (Path(args.data) / "train").is_dir() and (Path(args.data) / "val").is_dir():
+        eval_data = str(Path(args.data) / "val")  # a dataset root: learn from train/, measure on val/
+    check_disjoint(training_images(args.data), eval_data)
     weights = load(args.weights)
     explicit = args.profile is not None or args.density or args.quality
-    profile = args.profile if explicit else default_profile(weights, args.svd)
-    opts = CompressOptions(profile=None if profile == "none" else profile, density=args.density,
-                           quality=args.quality, svd=args.svd, quantize=not args.no_quantize, bits=args.bits,
-                           fc_bits=args.fc_bits, init=args.init, rate=args.rate,
-                           retrain_epochs=args.retrain_epochs, finetune_epochs=args.finetune_epochs, loss=args.loss,
-                           batch_size=args.batch_size, train_limit=args.train_limit, gap_bits=args.gap_bits,
-                           lr_retrain=args.lr_retrain, lr_finetune=args.lr_finetune,
-                           fisher_batches=args.fisher_batches)
-    score = None
-    if args.eval_data:
-        samples = list_samples(args.eval_data, classes=weights.class_ids or weights.classes)
-        score = scorer(samples, weights, args.eval_limit)
+    lossy = explicit or args.svd or args.no_quantize or args.bits is not None or args.data
     log = (lambda m: print(m, file=sys.stderr)) if args.json else print
-    result = compress(weights, opts, args.data, score=score, log=log)
-    from .atomic import write_bytes
-
+    score = None
+    if eval_data:
+        samples = list_samples(eval_data, classes=weights.class_ids or weights.classes).sample(args.eval_limit)
+        score = scorer(samples, weights)
+        scored_on = f"{len(samples):,} images of {samples.num_classes_present} classes of {eval_data}"
+    if args.lossless and lossy:
+        raise SqueezeNetError("--lossless keeps every value: it takes no --data, pruning, --bits, --svd or "
+                              "--no-quantize")
+    if args.lossless or (not lossy and weights.codebooks):
+        result = reencode(weights, score=score, log=log)
+    else:
+        profile = args.profile if explicit else default_profile(weights, args.svd)
+        opts = CompressOptions(profile=None if profile == "none" else profile, density=args.density,
+                               quality=args.quality, svd=args.svd, quantize=not args.no_quantize,
+                               bits=args.bits or CompressOptions.bits, fc_bits=args.fc_bits, init=args.init,
+                               rate=args.rate, retrain_epochs=args.retrain_epochs,
+                               finetune_epochs=args.finetune_epochs, loss=args.loss, batch_size=args.batch_size,
+                               train_limit=args.train_limit, gap_bits=args.gap_bits, lr_retrain=args.lr_retrain,
+                               lr_finetune=args.lr_finetune, fisher_batches=args.fisher_batches)
+        if score is None:
+            print(f"warning: accuracy not measured: {'no --data, so ' if not args.data else ''}this setting loses "
+                  "accuracy unseen (pass --data DIR with DIR/train and DIR/val, or --eval-data)", file=sys.stderr)
+        result = compress(weights, opts, args.data, score=score, log=log)
     if result.data is None:
         save(result.weights, args.out)
     else:
         write_bytes(args.out, result.data)
     rep = report(result) | {"out": str(args.out)}
-    print(json.dumps(rep) if args.json else format_report(rep) + f"\nwritten to {args.out}")
+    scores = [s["score"] for s in result.stages if s.get("score") is not None]
+    if scores:
+        rep["accuracy"] = {"before": scores[0], "after": scores[-1], "data": scored_on}
+    text = format_report(rep) + f"\nwritten to {args.out}"
+    if scores:
+        text += f"\ntop-1 before {scores[0]:.2%}, after {scores[-1]:.2%} ({scored_on})"
+    print(json.dumps(rep) if args.json else text)
     return 0
 
 
@@ -364,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="top-1 / top-5 accuracy of weights on a folder of labelled images")
     p.add_argument("--weights", required=True, help="weights file (.net, .safetensors, ...)")
     p.add_argument("--data", required=True, help="ImageNet-style folder (<wnid>/*.JPEG) or a folder with labels.csv")
-    p.add_argument("--limit", type=_positive_int, help="evaluate the first N images only")
+    p.add_argument("--limit", type=_positive_int, help="evaluate N images only: a seeded class-balanced sample")
     p.add_argument("--image-size", type=_positive_int, help="input size (resize and crop in the weights' ratio); a "
                    "net trained on random-resized crops is often best tested above its training size (FixRes)")
     p.add_argument("--batch-size", type=_positive_int, default=32, help="images per forward pass (default 32)")
@@ -397,7 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sensitivity", help="pruning sensitivity: accuracy against density, one layer at a time")
     p.add_argument("--weights", required=True, help="weights file (.net, .safetensors, .sqz) or bundled name")
     p.add_argument("--data", required=True, help="held-out labelled images (folder or labels.csv)")
-    p.add_argument("--limit", type=_positive_int, default=500, help="random images scored per point (500)")
+    p.add_argument("--limit", type=_positive_int, default=500,
+                   help="images scored per point, a seeded class-balanced sample (500)")
     p.add_argument("--densities", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.5, 0.7, 1.0])
     p.add_argument("--out", required=True, help="folder for sensitivity.json and sensitivity.png")
     p.set_defaults(func=_cmd_sensitivity)
@@ -405,8 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compress", help="Deep Compression: prune, retrain, quantize, entropy-code into a .sqz file "
                        "(AlexNet too; also SVD and pruning alone, as fp32)")
     p.add_argument("--weights", required=True, help="weights file (.net, .safetensors, .sqz)")
-    p.add_argument("--data", help="training images for retraining/fine-tuning, or a dataset root (its train/ is "
-                   "used); never the evaluation images")
+    p.add_argument("--data", help="training images for retraining/fine-tuning, or a dataset root (DIR/train is "
+                   "learnt from, DIR/val measured on); never the evaluation images")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--profile", choices=["table1", "alexnet", "none"],
                    help="per-layer densities: table1 (SqueezeNet's default), alexnet (Han et al. 2015, AlexNet's "
@@ -417,7 +440,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "it shrinks (e.g. 256) or per layer (fc6=256,fc7=128); --retrain-epochs fine-tunes them")
     p.add_argument("--no-quantize", action="store_true",
                    help="stop before quantization: fp32 weights (pruned and/or factorised) to a .safetensors --out")
-    p.add_argument("--bits", type=int, default=6, choices=range(1, 9), metavar="B", help="bits per weight (6)")
+    p.add_argument("--bits", type=int, choices=range(1, 9), metavar="B", help="bits per weight (default 6)")
+    p.add_argument("--lossless", action="store_true", help="re-encode the weights' own codebooks, every value kept "
+                   "(the default for a Deep Compression .net or a .sqz when no --data and no setting is given)")
     p.add_argument("--fc-bits", type=int, choices=range(1, 9), metavar="B",
                    help="bits of the fully connected layers (default: --bits; Deep Compression's AlexNet: 8 and 5)")
     p.add_argument("--init", choices=["linear", "kmeans++", "density", "optimal"], default="linear",
@@ -434,9 +459,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--loss", choices=["distill", "labels", "both"], default="distill",
                    help="soft targets from the uncompressed model (default), labels, or both")
     p.add_argument("--batch-size", type=_positive_int, default=32)
-    p.add_argument("--train-limit", type=_positive_int, default=4000, help="random training images used (4000)")
-    p.add_argument("--eval-data", help="held-out labelled images: top-1 is reported after every stage")
-    p.add_argument("--eval-limit", type=_positive_int, help="first N evaluation images only")
+    p.add_argument("--train-limit", type=_positive_int, default=4000,
+                   help="training images used, a seeded class-balanced sample (4000)")
+    p.add_argument("--eval-data", help="held-out labelled images: top-1 is reported after every stage (default: "
+                   "DIR/val when --data is a dataset root)")
+    p.add_argument("--eval-limit", type=_positive_int, help="N evaluation images only (seeded, class-balanced)")
     p.add_argument("--gap-bits", type=int, choices=[0, 2, 3, 4, 5, 6, 7, 8],
                    help="relative index width (0: dense); default: the smallest per layer")
     p.add_argument("--out", required=True, help="output .sqz file (.safetensors with --no-quantize)")

@@ -117,23 +117,14 @@ def check_disjoint(train_dir: str | Path | None, eval_dir: str | Path | None) ->
         raise SqueezeNetError(f"training data {a} overlaps the evaluation data {b}: never train on evaluation images")
 
 
-def random_subset(samples: Samples, limit: int | None, seed: int) -> Samples:
-    """A random (class-balanced in expectation) subset; `Samples.subset` would keep only the first classes."""
-    if limit is None or limit >= len(samples):
-        return samples
-    idx = np.random.default_rng(seed).permutation(len(samples))[:limit]
-    idx.sort()
-    return Samples([samples.paths[i] for i in idx], [samples.labels[i] for i in idx], samples.classes)
-
-
 class _Batches:
     """Random augmented batches (random resized crop, flip) from the decoded-image cache, uint8 -> normalized."""
 
     def __init__(self, weights: Weights, data_dir: str | Path, opts: CompressOptions) -> None:
         samples = list_samples(data_dir, weights.class_ids or weights.classes)
-        samples = random_subset(samples, opts.train_limit, opts.seed)
+        samples = samples.sample(opts.train_limit, opts.seed)
         self.pre = weights.preprocessing
-        self.decoded = decode_cached(samples, self.pre.crop_size)
+        self.decoded = decode_cached(samples, self.pre.crop_size, warp=self.pre.resize_mode == "warp")
         self.gen = torch.Generator().manual_seed(opts.seed)
         self.batch_size = opts.batch_size
 
@@ -317,6 +308,39 @@ def compress(weights: Weights, opts: CompressOptions, data_dir: str | Path | Non
     return Result(decoded, data, layers, stages)
 
 
+def _exact_in_f16(values: list[np.ndarray]) -> bool:
+    return all(np.array_equal(np.asarray(v, np.float32).astype(np.float16).astype(np.float32), v) for v in values)
+
+
+def reencode(weights: Weights, score: Callable[[nn.Module], float] | None = None,
+             log: Callable[[str], None] = print) -> Result:
+    """Lossless: the weights' own codebooks and codes (the authors' `.net`, a `.sqz`) entropy coded into `.sqz`.
+
+    What `compress` does with no training data when the weights are already weight-shared: every value stays
+    what it was (checked), so the accuracy does too. Codebooks and biases are stored in fp16 where that is exact.
+    """
+    if not weights.codebooks:
+        raise SqueezeNetError("lossless re-encoding needs weight-shared weights (a Deep Compression .net or a .sqz)")
+    books = [q.codebook for q in weights.codebooks.values()]
+    others = [v.numpy() for k, v in weights.state_dict.items() if k not in weights.codebooks and v.is_floating_point()]
+    data, layers = sqzformat.encode(weights, weights.codebooks, codebook_dtype="f16" if _exact_in_f16(books) else "f32",
+                                    float_dtype="f16" if _exact_in_f16(others) else "f32")
+    decoded = sqzformat.decode(data).weights
+    if not all(torch.equal(decoded.state_dict[k], v.to(decoded.state_dict[k].dtype))
+               for k, v in weights.state_dict.items()):
+        raise SqueezeNetError("re-encoding is not lossless")  # would make every accuracy figure wrong
+    stages: list[dict] = []
+    model = weights.build()
+    for name, size in (("input (fp32)", 4 * sum(p.numel() for p in model.state_dict().values())),
+                       (f"lossless: its {max(q.bits for q in weights.codebooks.values())}-bit codebooks, coded",
+                        len(data))):
+        stages.append({"stage": name, "bytes": size} | ({"score": float(score(model))} if score else {}))
+        log(f"{name}: {size:,} bytes" + (f", score {stages[-1]['score']:.4f}" if score else ""))
+        if score:  # identical weights: measured once, not twice
+            score = (lambda v: lambda _: v)(stages[-1]["score"])
+    return Result(decoded, data, layers, stages)
+
+
 # ---- reporting: Table 1's right half and Table 2's reduction ----------------------------------------------------
 
 def layer_table(result_layers: list[dict], model: nn.Module) -> list[dict]:
@@ -394,6 +418,6 @@ def format_report(rep: dict) -> str:
 
 
 def scorer(samples: Samples, weights: Weights, limit: int | None = None) -> Callable[[nn.Module], float]:
-    """top-1 on held-out images (a random `limit` of them), for `compress(score=...)`."""
-    subset = random_subset(samples, limit, seed=1)
+    """top-1 on held-out images (a class-balanced sample of `limit`), for `compress(score=...)`."""
+    subset = samples.sample(limit)
     return lambda m: evaluate(m, subset, weights.preprocessing, progress=False)["top1"]

@@ -41,10 +41,35 @@ class Samples:
     def __len__(self) -> int:
         return len(self.paths)
 
-    def subset(self, limit: int | None) -> Samples:
+    @property
+    def num_classes_present(self) -> int:
+        return len(set(self.labels))
+
+    def sample(self, limit: int | None, seed: int = 0) -> Samples:
+        """A seeded, class-balanced sample of `limit` images (all of them when `limit` is None or too large).
+
+        Every class gets `limit // C` images, the remainder going to randomly chosen classes; a class with too few
+        gives all it has and the rest is spread over the others. The one sampler of every `--limit`-style option
+        and of int8 calibration: taking the first N files would read the first classes only.
+        """
         if limit is None or limit >= len(self):
             return self
-        return Samples(self.paths[:limit], self.labels[:limit], self.classes)
+        rng = np.random.default_rng(seed)
+        groups = [rng.permutation(idx) for idx in _by_label(self.labels)]
+        take = [0] * len(groups)
+        left = limit
+        while left > 0:  # round-robin over the classes that still have images, in a seeded order
+            open_ = [g for g in rng.permutation(len(groups)) if take[g] < len(groups[g])]
+            for g in open_[:left]:
+                take[g] += 1
+            left -= min(left, len(open_))
+        idx = np.sort(np.concatenate([g[:t] for g, t in zip(groups, take, strict=True)]))
+        return Samples([self.paths[i] for i in idx], [self.labels[i] for i in idx], self.classes)
+
+
+def _by_label(labels: list[int]) -> list[np.ndarray]:
+    y = np.asarray(labels)
+    return [np.flatnonzero(y == c) for c in np.unique(y)]
 
 
 def list_samples(root: str | Path, classes: list[str] | None = None) -> Samples:
@@ -68,7 +93,7 @@ def list_samples(root: str | Path, classes: list[str] | None = None) -> Samples:
                     raise SqueezeNetError(f"{labels_csv}: line {i + 1} is not 'file,label': {row}")
                 paths.append(base / row[0].strip())
                 labels.append(int(row[1]))
-        return Samples(paths, labels, classes or [])
+        return _imagenet_labels(Samples(paths, labels, classes or []), labels_csv)
     found = sorted(d.name for d in root.iterdir() if d.is_dir())
     if not found:
         raise SqueezeNetError(f"{root} has neither class sub-folders nor a labels.csv")
@@ -86,6 +111,24 @@ def list_samples(root: str | Path, classes: list[str] | None = None) -> Samples:
     if not paths:
         raise SqueezeNetError(f"no images found under {root}")
     return Samples(paths, labels, classes)
+
+
+def _imagenet_labels(samples: Samples, labels_csv: Path) -> Samples:
+    """labels.csv indexes ImageNet's 1000 classes; a model of some of them (Imagenette's 10 wnids, say) is
+    evaluated on the images of its classes, relabelled to its own order."""
+    from .weights import imagenet_classes
+
+    if not samples.classes or len(samples.classes) == 1000:
+        return samples
+    wnids = imagenet_classes()[0]
+    index = {c: i for i, c in enumerate(samples.classes)}
+    if not set(index) <= set(wnids):
+        raise SqueezeNetError(f"{labels_csv} labels ImageNet classes, but the model's classes are not ImageNet wnids")
+    keep = [(p, index[wnids[y]]) for p, y in zip(samples.paths, samples.labels, strict=True)
+            if 0 <= y < 1000 and wnids[y] in index]
+    if not keep:
+        raise SqueezeNetError(f"{labels_csv}: no image of the model's {len(index)} classes")
+    return Samples([p for p, _ in keep], [y for _, y in keep], samples.classes)
 
 
 def load_image(path: str | Path) -> Image.Image:
@@ -134,8 +177,8 @@ class DecodedImages:
         return self.images.shape[1]
 
 
-def _fingerprint(samples: Samples, side: int) -> str:
-    h = hashlib.sha256(f"v{CACHE_VERSION} side={side} classes={samples.classes}".encode())
+def _fingerprint(samples: Samples, side: int, warp: bool) -> str:
+    h = hashlib.sha256(f"v{CACHE_VERSION} side={side} warp={warp} classes={samples.classes}".encode())
     for p, y in zip(samples.paths, samples.labels, strict=True):
         try:
             st = p.stat()
@@ -145,33 +188,36 @@ def _fingerprint(samples: Samples, side: int) -> str:
     return h.hexdigest()
 
 
-def decode_square(path: str | Path, side: int) -> np.ndarray:
-    """Resize the shorter side to `side` and centre-crop a square; JPEG draft mode skips most of the work."""
+def decode_square(path: str | Path, side: int, warp: bool = False) -> np.ndarray:
+    """Resize the shorter side to `side` and centre-crop a square (`warp`: the whole image to `side` x `side`,
+    Caffe's protocol); JPEG draft mode skips most of the work."""
     try:
         with Image.open(path) as im:
             im.draft("RGB", (side, side))
-            return np.asarray(resize_and_crop(im.convert("RGB"), side, side), dtype=np.uint8)
+            return np.asarray(resize_and_crop(im.convert("RGB"), side, side, warp), dtype=np.uint8)
     except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as e:
         raise SqueezeNetError(f"cannot read image {path}: {e}") from None
 
 
-def decoded_cache_paths(samples: Samples, side: int, cache_dir: str | Path | None = None) -> tuple[Path, Path]:
-    """One cache slot per (source folder, side): a changed source overwrites it instead of piling up."""
+def decoded_cache_paths(samples: Samples, side: int, cache_dir: str | Path | None = None,
+                        warp: bool = False) -> tuple[Path, Path]:
+    """One cache slot per (source folder, side, resize mode): a changed source overwrites it instead of piling up."""
     root = os.path.commonpath([str(p.resolve().parent) for p in samples.paths]) if samples.paths else "."
-    name = hashlib.sha256(root.encode()).hexdigest()[:16] + f"-{side}"
+    name = hashlib.sha256(root.encode()).hexdigest()[:16] + f"-{side}" + ("-warp" if warp else "")
     base = Path(cache_dir) if cache_dir else cache_dir_default()
     return base / f"{name}.npy", base / f"{name}.json"
 
 
 def decode_cached(samples: Samples, side: int, cache_dir: str | Path | None = None, skip_bad: bool = False,
-                  progress: bool = True, rebuild: bool = True) -> DecodedImages:
-    """The split decoded at `side`, from the cache when its fingerprint (files, sizes, mtimes, side) matches.
+                  progress: bool = True, rebuild: bool = True, warp: bool = False) -> DecodedImages:
+    """The split decoded at `side` (shorter side, or `warp`ed as Caffe does), from the cache when its
+    fingerprint (files, sizes, mtimes, side, mode) matches.
 
     A corrupt image raises a SqueezeNetError naming it; with `skip_bad` it is left out with a warning and listed
     in `skipped`. `rebuild=False` raises instead of decoding (DDP ranks that wait for rank 0's cache).
     """
-    npy, meta_path = decoded_cache_paths(samples, side, cache_dir)
-    fp = _fingerprint(samples, side)
+    npy, meta_path = decoded_cache_paths(samples, side, cache_dir, warp)
+    fp = _fingerprint(samples, side, warp)
     if meta_path.is_file() and npy.is_file():
         meta = json.loads(meta_path.read_text())
         if meta.get("fingerprint") == fp:
@@ -185,7 +231,7 @@ def decode_cached(samples: Samples, side: int, cache_dir: str | Path | None = No
 
     def work(i: int) -> tuple[int, np.ndarray | None, str | None]:
         try:
-            return i, decode_square(samples.paths[i], side), None
+            return i, decode_square(samples.paths[i], side, warp), None
         except SqueezeNetError as e:
             if not skip_bad:
                 raise

@@ -102,8 +102,8 @@ def evaluate(model: Model, samples: Samples, preprocessing: Preprocessing, batch
         bar.close()
     seconds = time.perf_counter() - start
     n = len(samples)
-    return {"top1": correct1 / n, "top5": correct5 / n, "images": n, "seconds": seconds,
-            "images_per_s": n / seconds}
+    return {"top1": correct1 / n, "top5": correct5 / n, "images": n, "classes": samples.num_classes_present,
+            "preprocessing": preprocessing.protocol, "seconds": seconds, "images_per_s": n / seconds}
 
 
 def predict(model: Model, paths: Sequence[str | Path], preprocessing: Preprocessing, classes: Sequence[str],

@@ -1,8 +1,11 @@
 """How an image becomes a network input; weights carry theirs, because a model is only right with its own.
 
-Two presets: `caffe` (the authors' released model: 227 px, BGR, 0..255 minus the per-channel mean) and
-`torchvision` (RGB scaled to 0..1, ImageNet mean/std, 224 px). `at_size(n)` gives the same normalisation at
-another resolution (e.g. a model trained at 128 px).
+Each preset is the protocol a family of weights was trained with:
+- `caffe` (the authors' released model): Caffe's ImageNet pipeline *warps* every image to 256x256 (aspect ratio
+  not kept), then cuts the centre 227x227; BGR, 0..255 minus the per-channel mean. Scaling the shorter side instead
+  loses accuracy on natural-aspect images (imagenet-sample-750).
+- `torchvision`: the shorter side to 256, the centre 224x224; RGB scaled to 0..1, ImageNet mean/std.
+`at_size(n)` gives the same protocol at another resolution (e.g. a model trained at 128 px).
 """
 
 from __future__ import annotations
@@ -16,11 +19,12 @@ from PIL import Image
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """Resize (shorter side), centre crop, then `(pixel * pixel_scale - mean) / std` in `channel_order`.
+    """Resize, centre crop, then `(pixel * pixel_scale - mean) / std` in `channel_order`.
 
-    `resize_size=None` scales the shorter side to the crop size (no border is cut). With `keep_crop_sized`, an
-    image that already is `crop_size` square is used as it is (the shared validation images are prescaled).
-    `mean` and `std` are given in the output channel order.
+    `resize_mode` "shorter" scales the shorter side to `resize_size` (aspect kept), "warp" scales the whole image
+    to `resize_size` x `resize_size` (Caffe). `resize_size=None` resizes to the crop size (no border is cut).
+    With `keep_crop_sized`, an image that already is `crop_size` square is used as it is (the shared
+    imagenet-val-1300 images are prescaled). `mean` and `std` are given in the output channel order.
     """
 
     crop_size: int
@@ -30,12 +34,15 @@ class Preprocessing:
     channel_order: str = "RGB"
     pixel_scale: float = 1.0
     keep_crop_sized: bool = False
+    resize_mode: str = "shorter"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
         object.__setattr__(self, "std", tuple(float(v) for v in self.std))
         if self.channel_order not in ("RGB", "BGR"):
             raise ValueError(f"channel_order must be 'RGB' or 'BGR', got {self.channel_order!r}")
+        if self.resize_mode not in RESIZE_MODES:
+            raise ValueError(f"resize_mode must be one of {', '.join(RESIZE_MODES)}, got {self.resize_mode!r}")
         if self.crop_size < 1 or (self.resize_size is not None and self.resize_size < self.crop_size):
             raise ValueError(f"need 1 <= crop_size <= resize_size, got {self.crop_size} and {self.resize_size}")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0 or self.pixel_scale <= 0:
@@ -52,7 +59,7 @@ class Preprocessing:
         c = self.crop_size
         if self.keep_crop_sized and image.size == (c, c):
             return image
-        return resize_and_crop(image, self.resize_size or c, c)
+        return resize_and_crop(image, self.resize_size or c, c, warp=self.resize_mode == "warp")
 
     def to_uint8(self, image: Image.Image) -> torch.Tensor:
         """Resized and cropped image as a uint8 CHW RGB tensor (what a training cache keeps)."""
@@ -73,21 +80,42 @@ class Preprocessing:
         """PIL image -> float32 CHW tensor."""
         return self.normalize(self.to_uint8(image)[None])[0]
 
+    @property
+    def protocol(self) -> str:
+        """The resize and crop in words, e.g. 'warp to 256x256, centre crop 227' (what a figure was measured with)."""
+        r, c = self.resize_size or self.crop_size, self.crop_size
+        resize = f"warp to {r}x{r}" if self.resize_mode == "warp" else f"shorter side to {r}"
+        kept = f" ({c}x{c} images kept as they are)" if self.keep_crop_sized else ""
+        return f"{resize}, centre crop {c}{kept}, {self.channel_order}"
+
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> Preprocessing:
+        """Read a stored description; files written before `resize_mode` existed get their weights' protocol
+        (Caffe's mean and BGR order mean the authors' pipeline, which warps)."""
         known = {f.name for f in fields(cls)}
         if not isinstance(d, dict) or set(d) - known:
             raise ValueError(f"not a preprocessing description: {d!r}")
+        if "resize_mode" not in d:
+            caffe = d.get("channel_order") == "BGR" and tuple(d.get("mean", ())) == CAFFE.mean
+            d = d | {"resize_mode": "warp" if caffe else "shorter"}
         return cls(**d)
 
 
-def resize_and_crop(image: Image.Image, resize: int, crop: int) -> Image.Image:
-    """Scale the shorter side to `resize` (bilinear), then cut the centre `crop` x `crop` square."""
+RESIZE_MODES = ("shorter", "warp")
+
+
+def resize_and_crop(image: Image.Image, resize: int, crop: int, warp: bool = False) -> Image.Image:
+    """Scale the shorter side to `resize` (or, `warp`, the whole image to `resize` x `resize`), bilinear, then
+    cut the centre `crop` x `crop` square."""
     w, h = image.size
-    if min(w, h) != resize:
+    if warp:
+        if (w, h) != (resize, resize):
+            w = h = resize
+            image = image.resize((w, h), Image.BILINEAR)
+    elif min(w, h) != resize:
         s = resize / min(w, h)
         w, h = max(crop, round(w * s)), max(crop, round(h * s))
         image = image.resize((w, h), Image.BILINEAR)
@@ -96,7 +124,7 @@ def resize_and_crop(image: Image.Image, resize: int, crop: int) -> Image.Image:
 
 
 CAFFE = Preprocessing(crop_size=227, resize_size=256, mean=(104.0, 117.0, 123.0), std=(1.0, 1.0, 1.0),
-                      channel_order="BGR", pixel_scale=1.0, keep_crop_sized=True)
+                      channel_order="BGR", pixel_scale=1.0, keep_crop_sized=True, resize_mode="warp")
 TORCHVISION = Preprocessing(crop_size=224, resize_size=256, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
                             channel_order="RGB", pixel_scale=1 / 255)
 PRESETS = {"caffe": CAFFE, "torchvision": TORCHVISION}

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .sqzformat import Quantized
+from .weights import Quantized
 
 INITS = ("linear", "kmeans++", "density", "optimal")
 OPTIMAL_GROUPS = 1024  # the exact k-means runs over at most this many groups of values (bins of the sorted weights)
@@ -118,7 +118,7 @@ def kmeans_1d(values: torch.Tensor, k: int, init: str = "linear", iters: int = 5
 
 def assign(w: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
     """Codes of a tensor against sorted centroids: 0 for exact zeros, else 1 + the nearest centroid."""
-    idx = torch.bucketize(w.detach().double(), (centroids[1:] + centroids[:-1]) / 2) + 1
+    idx = torch.bucketize(w.detach().double().contiguous(), (centroids[1:] + centroids[:-1]) / 2) + 1
     return torch.where(w == 0, torch.zeros_like(idx), idx).to(torch.uint8)
 
 

@@ -81,16 +81,15 @@ def calibration_dir(folder: str | Path | None = None) -> Path:
 
 def calibration_batches(preprocessing: Preprocessing, folder: str | Path | None = None,
                         count: int = CALIBRATION_IMAGES, batch_size: int = 8) -> list[np.ndarray]:
-    """`count` preprocessed images spread evenly over `folder` (all classes of a class-folder tree).
+    """`count` preprocessed images of `folder`, a seeded class-balanced sample (`Samples.sample`).
 
     Small batches: the calibration session's memory grows with the batch (3.7 GB at 32 for v1.0, 1.3 GB at 8).
     """
     folder = calibration_dir(folder)
     if not folder.is_dir():
         raise SqueezeNetError(f"calibration images not found at {folder}; pass a folder of training images")
-    samples = list_samples(folder)
-    idx = np.unique(np.linspace(0, len(samples) - 1, min(count, len(samples))).round().astype(int))
-    images = np.stack([preprocessing(load_image(samples.paths[i])).numpy() for i in idx])
+    samples = list_samples(folder).sample(count)
+    images = np.stack([preprocessing(load_image(p)).numpy() for p in samples.paths])
     return [images[i:i + batch_size] for i in range(0, len(images), batch_size)]
 
 

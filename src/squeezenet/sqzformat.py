@@ -33,7 +33,7 @@ from .atomic import write_bytes
 from .encode import decode_stream, dense_from_index, encode_stream, sparse_index, stream_coder
 from .errors import SqueezeNetError
 from .preprocess import Preprocessing
-from .weights import ARCHS, Weights, architecture, describe, imagenet_classes, register_format
+from .weights import ARCHS, Quantized, Weights, architecture, describe, imagenet_classes, register_format
 
 MAGIC = b"\x89SQZ\r\n\x1a\n"
 VERSION = 1
@@ -51,25 +51,6 @@ class Decoded:
     weights: Weights
     quantized: dict[str, Quantized]
     layers: list[dict]
-
-
-@dataclass
-class Quantized:
-    """A weight-shared tensor: `codebook[codes]`, code 0 is 0.0 (pruned or a filler)."""
-
-    codes: np.ndarray  # uint8, the tensor's shape
-    codebook: np.ndarray  # float (2^bits,), codebook[0] == 0
-    bits: int
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.bits <= 8 or len(self.codebook) != 1 << self.bits or self.codebook[0] != 0:
-            raise ValueError(f"need a codebook of 2^bits entries starting with 0.0 (bits={self.bits})")
-        if self.codes.size and int(self.codes.max()) >= 1 << self.bits:
-            raise ValueError(f"codes exceed {self.bits} bits")
-
-    @property
-    def weight(self) -> np.ndarray:
-        return self.codebook[self.codes].astype(np.float32)
 
 
 def _entropy_bits(x: np.ndarray) -> float:
@@ -303,7 +284,9 @@ def decode(data: bytes) -> Decoded:
         layers.append(info | {"bytes": r.pos - start})
     if r.pos != r.end:
         raise SqueezeNetError(f"{r.end - r.pos:,} unexpected bytes after the last tensor")
-    return Decoded(_weights(header, state, num_classes), quantized, layers)
+    weights = _weights(header, state, num_classes)
+    weights.codebooks = quantized
+    return Decoded(weights, quantized, layers)
 
 
 def write(path: str | Path, weights: Weights, quantized: dict[str, Quantized], **kw) -> list[dict]:

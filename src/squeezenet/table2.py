@@ -17,9 +17,8 @@ from pathlib import Path
 import torch
 
 from . import sqzformat
-from .compress import alexnet_fp32_bytes, random_subset, sparse_fp32_bytes
+from .compress import alexnet_fp32_bytes, reencode, sparse_fp32_bytes
 from .data import list_samples
-from .errors import SqueezeNetError
 from .evaluate import evaluate
 from .quantize import quantize_model
 from .weights import load
@@ -50,7 +49,7 @@ def measure(rows: list[tuple[str, str, str | Path]], val_dir: str | Path | None 
                "file": Path(path).name, "nonzero": sum(int(torch.count_nonzero(v)) for v in w.state_dict.values()),
                "top1": None, "top5": None}
         if val_dir is not None:
-            samples = random_subset(list_samples(val_dir, w.class_ids or w.classes), limit, seed=1)
+            samples = list_samples(val_dir, w.class_ids or w.classes).sample(limit)
             log(f"evaluating {network}, {compression} ({path}) on {len(samples)} images")
             row |= {k: v for k, v in evaluate(w.build(), samples, w.preprocessing, progress=False).items()
                     if k in ("top1", "top5")}
@@ -59,27 +58,21 @@ def measure(rows: list[tuple[str, str, str | Path]], val_dir: str | Path | None 
             for r in out]
 
 
-def authors_rows(val_dir: str | Path | None = None, sqz6: str | Path | None = None, limit: int | None = None,
+def authors_rows(val_dirs: list[str | Path] = (), sqz6: str | Path | None = None, limit: int | None = None,
                  authors_net: str | Path | None = None, log: Callable[[str], None] = print) -> list[dict]:
     """Table 2's rows measured here: AlexNet fp32, SqueezeNet fp32, the authors' 8-bit file, ours at 8 and 6 bits.
 
     Sizes are bytes of real files (or 4 bytes per parameter for fp32). Ours at 8 bits re-encodes the authors'
     codes and codebooks losslessly; ours at 6 bits is `sqz6` (e.g. a fine-tuned `squeezenet compress` output),
-    else the authors' weights re-clustered now without fine-tuning. With `val_dir` (ImageNet images, e.g.
-    imagenet-val-1300) top-1/top-5 are measured; identical weights are evaluated once.
+    else the authors' weights re-clustered now without fine-tuning. Each of `val_dirs` (ImageNet images:
+    imagenet-val-1300 and imagenet-sample-750) gives a top-1/top-5 per row, in `accuracy[folder name]`, with the
+    weights' own preprocessing; identical weights are evaluated once.
     """
-    from .deepcompression import read_net
     from .paths import authors_model_dir
 
     net = Path(authors_net) if authors_net else authors_model_dir() / "compressed_SqueezeNet.net"
     authors = load(net)
-    names = [k for k in authors.state_dict if k.endswith("weight")]
-    q8 = {k: sqzformat.Quantized(lay.codes, lay.codebook, 8)
-          for k, lay in zip(names, read_net(net).layers, strict=True)}
-    data8, _ = sqzformat.encode(authors, q8, codebook_dtype="f32", float_dtype="f32")
-    ours8 = sqzformat.decode(data8).weights
-    if not all(torch.equal(ours8.state_dict[k], v) for k, v in authors.state_dict.items()):
-        raise SqueezeNetError("8-bit re-encoding is not lossless")  # would make the shared accuracy wrong
+    data8 = reencode(authors, log=lambda _: None).data
     if sqz6 is not None:
         data6 = Path(sqz6).read_bytes()
         label6 = f"Deep Compression (ours, {Path(sqz6).name})"
@@ -87,12 +80,13 @@ def authors_rows(val_dir: str | Path | None = None, sqz6: str | Path | None = No
         data6, _ = sqzformat.encode(authors, quantize_model(authors.build(), 6, "optimal"))
         label6 = "Deep Compression (ours, re-clustered, no fine-tuning)"
     ours6 = sqzformat.decode(data6).weights
-    acc: dict[str, dict] = {}
-    if val_dir is not None:
-        samples = list_samples(val_dir, authors.class_ids).subset(limit)
+    acc: dict[str, dict] = {"authors": {}, "ours6": {}}
+    for folder in val_dirs:
+        samples = list_samples(folder, authors.class_ids).sample(limit)
         for key, w in (("authors", authors), ("ours6", ours6)):
-            log(f"evaluating {key} on {len(samples)} images")
-            acc[key] = evaluate(w.build(), samples, w.preprocessing, progress=False)
+            log(f"evaluating {key} on {len(samples)} images of {Path(folder).name}")
+            r = evaluate(w.build(), samples, w.preprocessing, progress=False)
+            acc[key][Path(folder).name] = {k: r[k] for k in ("top1", "top5", "images", "classes", "preprocessing")}
     alexnet = alexnet_fp32_bytes()
     fp32 = 4 * sum(v.numel() for v in authors.state_dict.values())
     rows = [("AlexNet", "none", "32 bit", alexnet, None),
@@ -101,5 +95,4 @@ def authors_rows(val_dir: str | Path | None = None, sqz6: str | Path | None = No
             ("SqueezeNet", "Deep Compression (ours, lossless re-encoding)", "8 bit", len(data8), "authors"),
             ("SqueezeNet", label6, "6 bit", len(data6), "ours6")]
     return [{"network": n, "compression": c, "data_type": t, "bytes": b, "vs_alexnet": alexnet / b,
-             "top1": acc[k]["top1"] if k in acc else None, "top5": acc[k]["top5"] if k in acc else None}
-            for n, c, t, b, k in rows]
+             "accuracy": acc[k] if k else {}} for n, c, t, b, k in rows]

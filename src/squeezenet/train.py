@@ -114,15 +114,19 @@ def _dist() -> tuple[int, int, int]:
     return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
 
 
-def _load_split(root: Path, classes, side: int, cfg: TrainConfig, rank: int, world: int):
-    """Rank 0 decodes (or finds) the cache; the other ranks wait for it, then everyone memory-maps it."""
+def _load_split(root: Path, classes, pre: Preprocessing, cfg: TrainConfig, rank: int, world: int):
+    """Rank 0 decodes (or finds) the cache; the other ranks wait for it, then everyone memory-maps it.
+
+    The cache is resized as the model's preprocessing says (shorter side or warp), so that evaluation during
+    training is the centre crop the weights will be evaluated with later."""
     samples = list_samples(root, classes)
+    side, warp = pre.resize_size or cfg.image_size, pre.resize_mode == "warp"
     if rank == 0:
-        decoded = decode_cached(samples, side, cfg.cache_dir, cfg.skip_bad, progress=True)
+        decoded = decode_cached(samples, side, cfg.cache_dir, cfg.skip_bad, progress=True, warp=warp)
     if world > 1:
         dist.barrier()
     if rank != 0:
-        decoded = decode_cached(samples, side, cfg.cache_dir, cfg.skip_bad, progress=False, rebuild=False)
+        decoded = decode_cached(samples, side, cfg.cache_dir, cfg.skip_bad, progress=False, rebuild=False, warp=warp)
     return decoded
 
 
@@ -253,9 +257,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     # data: decoded once, memory-mapped
     torch.manual_seed(cfg.seed)  # the initial weights
     model, pre = build_model(cfg, list_samples(data / "train").classes)
-    side = pre.resize_size or cfg.image_size
-    train_set = _load_split(data / "train", None, side, cfg, rank, world)
-    val_set = _load_split(data / "val", train_set.classes, side, cfg, rank, world) if (data / "val").is_dir() else None
+    train_set = _load_split(data / "train", None, pre, cfg, rank, world)
+    val_set = _load_split(data / "val", train_set.classes, pre, cfg, rank, world) if (data / "val").is_dir() else None
     steps_per_epoch = len(train_set) // cfg.batch_size
     if steps_per_epoch < 1:
         raise SqueezeNetError(f"{len(train_set)} training images are fewer than one batch of {cfg.batch_size}")

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
@@ -31,8 +32,30 @@ METADATA_KEY = "squeezenet"
 
 
 @dataclass
+class Quantized:
+    """A weight-shared tensor: `codebook[codes]`, code 0 is 0.0 (pruned or a filler)."""
+
+    codes: np.ndarray  # uint8, the tensor's shape
+    codebook: np.ndarray  # float (2^bits,), codebook[0] == 0
+    bits: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.bits <= 8 or len(self.codebook) != 1 << self.bits or self.codebook[0] != 0:
+            raise ValueError(f"need a codebook of 2^bits entries starting with 0.0 (bits={self.bits})")
+        if self.codes.size and int(self.codes.max()) >= 1 << self.bits:
+            raise ValueError(f"codes exceed {self.bits} bits")
+
+    @property
+    def weight(self) -> np.ndarray:
+        return self.codebook[self.codes].astype(np.float32)
+
+
+@dataclass
 class Weights:
-    """A state_dict with everything needed to use it. `class_ids` (e.g. wnids) map class folders to labels."""
+    """A state_dict with everything needed to use it. `class_ids` (e.g. wnids) map class folders to labels.
+
+    `codebooks` holds the weight-shared tensors as stored when the file had them (the authors' `.net`, `.sqz`),
+    so that they can be re-encoded losslessly."""
 
     arch: str
     config: dict
@@ -41,6 +64,7 @@ class Weights:
     preprocessing: Preprocessing
     class_ids: list[str] | None = None
     meta: dict = field(default_factory=dict)
+    codebooks: dict[str, Quantized] | None = field(default=None, repr=False, compare=False)
 
     @property
     def num_classes(self) -> int:
@@ -123,14 +147,17 @@ def bundled_path(name: str) -> Path:
     return Path(__file__).parent / "assets" / BUNDLED[name]
 
 
+def resolve(path: str | Path) -> Path:
+    """The file a weights argument names: a path, or a bundled model's name (`imagenette`)."""
+    return bundled_path(str(path)) if str(path) in BUNDLED and not Path(path).exists() else Path(path)
+
+
 def load(path: str | Path, prototxt: str | Path | None = None) -> Weights:
     """Read weights in any known format, or a bundled model by name (`load("imagenette")`).
 
     `prototxt` overrides the one found beside a Deep Compression file.
     """
-    if str(path) in BUNDLED and not Path(path).exists():
-        path = bundled_path(str(path))
-    path = Path(path)
+    path = resolve(path)
     if not path.is_file():
         raise SqueezeNetError(f"weights file not found: {path} (bundled models: {', '.join(BUNDLED)})")
     if prototxt is not None:
@@ -178,15 +205,17 @@ def read_deep_compression(path: Path, prototxt: str | Path | None = None) -> Wei
     else:
         raise SqueezeNetError(f"{prototxt.name}: the layers do not describe SqueezeNet v1.0 or v1.1")
     state: dict[str, torch.Tensor] = {}
+    codebooks: dict[str, Quantized] = {}
     for key, layer in zip(expected, decoded.layers, strict=True):
         state[key] = torch.from_numpy(layer.weight)
         state[key[: -len("weight")] + "bias"] = torch.from_numpy(layer.bias)
+        codebooks[key] = Quantized(layer.codes, layer.codebook, 8)
     if final.out_channels == 1000:
         class_ids, classes = imagenet_classes()
     else:
         class_ids, classes = None, [f"class {i}" for i in range(final.out_channels)]
     meta = {"source": path.name, "format": "deep-compression", "prototxt": prototxt.name, **decoded.stats()}
-    return Weights("squeezenet", config.to_dict(), state, classes, CAFFE, class_ids, meta)
+    return Weights("squeezenet", config.to_dict(), state, classes, CAFFE, class_ids, meta, codebooks)
 
 
 def read_safetensors(path: Path) -> Weights:
