@@ -17,10 +17,11 @@ from pathlib import Path
 import torch
 
 from squeezenet.atomic import write_text
-from squeezenet.compress import CompressOptions, compress
-from squeezenet.preprocess import preset
-from squeezenet.registry import create_model
-from squeezenet.weights import Weights
+from squeezenet.compression.options import CompressOptions
+from squeezenet.compression.pipeline import compress
+from squeezenet.formats.weights import Weights
+from squeezenet.models.preprocessing import preset
+from squeezenet.models.registry import create_model
 
 SHAPES = ((227, 1000), (128, 10))
 

@@ -22,11 +22,11 @@ from pathlib import Path
 import torch
 
 import squeezenet
-from squeezenet import sqzformat
 from squeezenet.atomic import write_text
-from squeezenet.deepcompression import read_net
+from squeezenet.compression.quantize import quantize_model
+from squeezenet.formats import sqz as sqzformat
+from squeezenet.formats.deepcompression import read_net
 from squeezenet.paths import authors_model_dir
-from squeezenet.quantize import quantize_model
 
 SETTINGS = {
     "fixed width": dict(coders=("raw",), gap_bits=4, float_dtype="f32", codebook_dtype="f32"),

@@ -34,10 +34,12 @@ from torch import nn
 
 import squeezenet
 from squeezenet.atomic import atomic_path, write_text
-from squeezenet.export import check_images, description, set_description, to_onnx
-from squeezenet.preprocess import TORCHVISION
-from squeezenet.runtime import OrtModel, calibration_batches, quantize_int8
-from squeezenet.weights import Weights
+from squeezenet.deploy.graph import check_images, to_onnx
+from squeezenet.deploy.int8 import calibration_batches, quantize_int8
+from squeezenet.deploy.onnxruntime import OrtModel
+from squeezenet.formats.onnx import description, set_description
+from squeezenet.formats.weights import Weights
+from squeezenet.models.preprocessing import TORCHVISION
 
 MODELS = ("squeezenet1_0", "squeezenet1_1")
 BATCHES = (1, 32)

@@ -13,9 +13,10 @@ import shlex
 import sys
 from pathlib import Path
 
+from table2_rows import authors_rows
+
 from squeezenet.atomic import write_text
 from squeezenet.paths import shared_dir
-from squeezenet.table2 import authors_rows
 
 
 def main() -> None:

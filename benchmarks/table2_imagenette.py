@@ -16,9 +16,10 @@ import shlex
 import sys
 from pathlib import Path
 
+from table2_rows import measure
+
 from squeezenet.atomic import write_text
 from squeezenet.paths import shared_dir
-from squeezenet.table2 import measure
 
 ROWS = (("alexnet", "AlexNet", "none"), ("svd", "AlexNet", "SVD"), ("pruned", "AlexNet", "network pruning"),
         ("deep_compression", "AlexNet", "Deep Compression"), ("squeezenet", "SqueezeNet", "none"),

@@ -30,10 +30,11 @@ from PIL import Image
 
 from squeezenet import create_model
 from squeezenet.atomic import write_text
-from squeezenet.data import list_samples, load_image
+from squeezenet.data.folders import list_samples, load_image
+from squeezenet.models.preprocessing import preset
 from squeezenet.paths import shared_dir
-from squeezenet.preprocess import preset
-from squeezenet.train import TrainConfig, train
+from squeezenet.training.loop import train
+from squeezenet.training.recipes import TrainConfig
 
 
 class PilDataset(torch.utils.data.Dataset):

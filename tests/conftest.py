@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))  # benchmarks-only code (table2_rows) is tested from there
 SHARED = Path(os.environ.get("SQUEEZENET_SHARED", REPO.parent / "shared")).resolve()
 os.environ["SQUEEZENET_SHARED"] = str(SHARED)
 

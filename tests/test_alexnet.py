@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from squeezenet import AlexNet, create_model
-from squeezenet.alexnet import LowRankLinear
+from squeezenet.models.alexnet import LowRankLinear
 
 
 def n_params(m: torch.nn.Module) -> int:

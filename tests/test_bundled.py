@@ -1,8 +1,8 @@
 """The Imagenette model shipped inside the package: loads by name with no data and classifies real images."""
 
 from squeezenet import load
-from squeezenet.data import list_samples
-from squeezenet.evaluate import evaluate
+from squeezenet.data.folders import list_samples
+from squeezenet.training.evaluation import evaluate
 
 
 def test_bundled_model_classifies_real_imagenette_images(imagenette):

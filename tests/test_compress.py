@@ -9,15 +9,19 @@ import pytest
 import torch
 
 import squeezenet
-from squeezenet import sqzformat
 from squeezenet.cli import main
-from squeezenet.compress import CompressOptions, check_disjoint, compress, format_report, report, sparse_fp32_bytes
+from squeezenet.compression.lowrank import factorize
+from squeezenet.compression.options import CompressOptions
+from squeezenet.compression.pipeline import compress
+from squeezenet.compression.quantize import layer_bits
+from squeezenet.compression.sizes import format_report, report, sparse_fp32_bytes
+from squeezenet.data.folders import check_disjoint
 from squeezenet.errors import SqueezeNetError
-from squeezenet.lowrank import factorize
-from squeezenet.preprocess import preset
-from squeezenet.quantize import layer_bits
-from squeezenet.registry import create_model
-from squeezenet.weights import Weights, save
+from squeezenet.formats import sqz as sqzformat
+from squeezenet.formats.safetensors import save
+from squeezenet.formats.weights import Weights
+from squeezenet.models.preprocessing import preset
+from squeezenet.models.registry import create_model
 
 
 @pytest.fixture(scope="module")
@@ -125,8 +129,8 @@ def test_alexnet_pruning_and_deep_compression_rows(alexnet, tmp_path, capsys):
 def test_compress_without_data_keeps_the_authors_accuracy(authors_model, imagenet_val, tmp_path, capsys):
     """No --data: the authors' codebooks re-encoded losslessly, so top-1 on imagenet-val-1300 stays theirs."""
     from squeezenet import load
-    from squeezenet.data import list_samples
-    from squeezenet.evaluate import evaluate
+    from squeezenet.data.folders import list_samples
+    from squeezenet.training.evaluation import evaluate
 
     net, out = authors_model / "compressed_SqueezeNet.net", tmp_path / "authors.sqz"
     assert main(["compress", "--weights", str(net), "--out", str(out)]) == 0

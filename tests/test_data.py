@@ -9,15 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from squeezenet.data import (
-    center_crop,
-    decode_cached,
-    decoded_cache_paths,
-    list_samples,
-    random_resized_crop,
-    random_resized_crop_params,
-    to_nchw,
-)
+from squeezenet.data.augment import center_crop, random_resized_crop, random_resized_crop_params, to_nchw
+from squeezenet.data.cache import decode_cached, decoded_cache_paths
+from squeezenet.data.folders import list_samples
 from squeezenet.errors import SqueezeNetError
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from squeezenet.cli import main
-from squeezenet.deepcompression import parse_prototxt, read_net, read_prototxt
 from squeezenet.errors import SqueezeNetError
+from squeezenet.formats.deepcompression import parse_prototxt, read_net, read_prototxt
 
 NET = "compressed_SqueezeNet.net"
 PROTOTXT = "SqueezeNet_deploy.prototxt"

@@ -7,14 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from squeezenet.encode import (
-    decode_stream,
-    dense_from_index,
-    encode_stream,
-    huffman_lengths,
-    sparse_index,
-)
 from squeezenet.errors import SqueezeNetError
+from squeezenet.formats.coders import decode_stream, dense_from_index, encode_stream, huffman_lengths, sparse_index
 
 FAST = settings(max_examples=20, deadline=None)
 

@@ -11,12 +11,12 @@ from PIL import Image
 
 import squeezenet
 from squeezenet.cli import main
-from squeezenet.data import list_samples
-from squeezenet.deepcompression import read_net
+from squeezenet.data.folders import list_samples
 from squeezenet.errors import SqueezeNetError
-from squeezenet.evaluate import evaluate, predict
-from squeezenet.preprocess import TORCHVISION
-from squeezenet.weights import Weights
+from squeezenet.formats.deepcompression import read_net
+from squeezenet.formats.weights import Weights
+from squeezenet.models.preprocessing import TORCHVISION
+from squeezenet.training.evaluation import evaluate, predict
 
 NET = "compressed_SqueezeNet.net"
 

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from squeezenet import explore
 from squeezenet.errors import SqueezeNetError
+from squeezenet.experiments import explore
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,12 @@ import torch
 
 import squeezenet
 from squeezenet.cli import main
+from squeezenet.deploy.graph import OPSET, check_images, check_parity, checked_onnx
+from squeezenet.deploy.onnxruntime import OrtModel, open_model
 from squeezenet.errors import SqueezeNetError
-from squeezenet.export import OPSET, check_images, check_parity, checked_onnx, get_description
-from squeezenet.preprocess import TORCHVISION, Preprocessing
-from squeezenet.runtime import OrtModel, open_model
-from squeezenet.weights import Weights
+from squeezenet.formats.onnx import get_description
+from squeezenet.formats.weights import Weights
+from squeezenet.models.preprocessing import TORCHVISION, Preprocessing
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 import squeezenet
-from squeezenet.alexnet import LowRankLinear
+from squeezenet.compression.lowrank import factorize, lowrank_params, parse_ranks, svd_factors
 from squeezenet.errors import SqueezeNetError
-from squeezenet.lowrank import factorize, lowrank_params, parse_ranks, svd_factors
-from squeezenet.preprocess import preset
-from squeezenet.weights import Weights
+from squeezenet.formats.weights import Weights
+from squeezenet.models.alexnet import LowRankLinear
+from squeezenet.models.preprocessing import preset
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import torch
 
 import squeezenet
 from squeezenet import Fire, SqueezeNetConfig, create_model
-from squeezenet.paper import TABLE1
+from squeezenet.experiments.paper import TABLE1
 
 
 def n_params(m: torch.nn.Module) -> int:

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from squeezenet.preprocess import CAFFE, TORCHVISION, Preprocessing, preset
+from squeezenet.models.preprocessing import CAFFE, TORCHVISION, Preprocessing, preset
 
 
 @pytest.fixture(scope="module")

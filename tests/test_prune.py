@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from squeezenet.prune import (
+from squeezenet.compression.prune import (
     Pruner,
     agp,
     alexnet_densities,
@@ -17,7 +17,7 @@ from squeezenet.prune import (
     std_densities,
     table1_densities,
 )
-from squeezenet.registry import create_model
+from squeezenet.models.registry import create_model
 
 
 def test_table1_profile_gives_the_papers_parameter_count():

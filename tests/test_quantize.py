@@ -8,8 +8,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from squeezenet.quantize import INITS, WeightSharing, kmeans_1d, quantize_model, quantize_tensor
-from squeezenet.registry import create_model
+from squeezenet.compression.quantize import INITS, WeightSharing, kmeans_1d, quantize_model, quantize_tensor
+from squeezenet.models.registry import create_model
 
 
 @settings(max_examples=10, deadline=None)

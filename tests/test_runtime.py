@@ -14,9 +14,11 @@ from onnx import numpy_helper
 
 import squeezenet
 from squeezenet.cli import main
+from squeezenet.deploy.graph import check_images
+from squeezenet.deploy.int8 import calibration_batches
+from squeezenet.deploy.onnxruntime import open_model
 from squeezenet.errors import SqueezeNetError
-from squeezenet.export import check_images, get_description
-from squeezenet.runtime import calibration_batches, open_model
+from squeezenet.formats.onnx import get_description
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import json
 from collections import Counter
 
 from squeezenet.cli import main
-from squeezenet.data import list_samples
+from squeezenet.data.folders import list_samples
 
 
 def test_sample_is_balanced_seeded_and_a_subset(imagenette):

@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import squeezenet
-from squeezenet import sqzformat
-from squeezenet.deepcompression import read_net
+from squeezenet.compression.quantize import layer_bits, quantize_model
 from squeezenet.errors import SqueezeNetError
-from squeezenet.quantize import layer_bits, quantize_model
+from squeezenet.formats import sqz as sqzformat
+from squeezenet.formats.deepcompression import read_net
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,8 @@ import pytest
 
 from squeezenet import create_model
 from squeezenet.cli import main
-from squeezenet.paper import TABLE1
-from squeezenet.summary import summarize
+from squeezenet.experiments.paper import TABLE1
+from squeezenet.models.summary import summarize
 
 
 def test_summary_reproduces_table1_at_227():

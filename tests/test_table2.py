@@ -6,16 +6,16 @@ import json
 
 import pytest
 import torch
+from table2_rows import measure, stored_bytes
 
 import squeezenet
-from squeezenet import sqzformat
-from squeezenet.compress import sparse_fp32_bytes
-from squeezenet.preprocess import preset
-from squeezenet.prune import Pruner, alexnet_densities
-from squeezenet.quantize import layer_bits, quantize_model
-from squeezenet.report import section_table2_imagenette
-from squeezenet.table2 import measure, stored_bytes
-from squeezenet.weights import Weights
+from squeezenet.compression.prune import Pruner, alexnet_densities
+from squeezenet.compression.quantize import layer_bits, quantize_model
+from squeezenet.compression.sizes import sparse_fp32_bytes
+from squeezenet.experiments.report import section_table2_imagenette
+from squeezenet.formats import sqz as sqzformat
+from squeezenet.formats.weights import Weights
+from squeezenet.models.preprocessing import preset
 
 
 @pytest.fixture(scope="module")

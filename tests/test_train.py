@@ -17,8 +17,9 @@ from safetensors.torch import load_file
 
 from squeezenet.cli import main
 from squeezenet.errors import SqueezeNetError
-from squeezenet.train import TrainConfig, build_model, recipe_config, train
-from squeezenet.weights import load
+from squeezenet.formats.weights import load
+from squeezenet.training.loop import build_model, train
+from squeezenet.training.recipes import TrainConfig, recipe_config
 
 TINY = ["--image-size", "40", "--batch-size", "12", "--threads", "1", "--warmup-epochs", "0.5"]
 

@@ -11,8 +11,8 @@ import torch
 import squeezenet
 from squeezenet.cli import main
 from squeezenet.errors import SqueezeNetError
-from squeezenet.preprocess import CAFFE, TORCHVISION
-from squeezenet.weights import FORMATS, Weights, register_format
+from squeezenet.formats.weights import FORMATS, Weights, register_format
+from squeezenet.models.preprocessing import CAFFE, TORCHVISION
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,95 @@
+"""The short training inside compression: pruning retraining and centroid fine-tuning, and the Fisher weights.
+
+Batches are random resized crops of a class-balanced sample of training images, decoded once; the loss is
+distillation from the uncompressed model by default (no labels needed, so a 1000-class model can be tuned on
+Imagenette's images), labels, or both.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from squeezenet.compression.options import CompressOptions
+from squeezenet.compression.quantize import quantizable
+from squeezenet.data.augment import random_resized_crop, random_resized_crop_params
+from squeezenet.data.cache import decode_cached
+from squeezenet.data.folders import list_samples
+from squeezenet.formats.weights import Weights
+
+
+class _Batches:
+    """Random augmented batches (random resized crop, flip) from the decoded-image cache, uint8 -> normalized."""
+
+    def __init__(self, weights: Weights, data_dir: str | Path, opts: CompressOptions) -> None:
+        samples = list_samples(data_dir, weights.class_ids or weights.classes)
+        samples = samples.sample(opts.train_limit, opts.seed)
+        self.pre = weights.preprocessing
+        self.decoded = decode_cached(samples, self.pre.crop_size, warp=self.pre.resize_mode == "warp")
+        self.gen = torch.Generator().manual_seed(opts.seed)
+        self.batch_size = opts.batch_size
+
+    def __call__(self) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.randint(len(self.decoded), (self.batch_size,), generator=self.gen).sort().values.numpy()
+        x = torch.from_numpy(np.ascontiguousarray(self.decoded.images[idx])).permute(0, 3, 1, 2)
+        theta = random_resized_crop_params(len(idx), self.gen, scale=(0.35, 1.0))
+        x = random_resized_crop(x, self.pre.crop_size, theta)
+        return self.pre.normalize(x).contiguous(memory_format=torch.channels_last), \
+            torch.from_numpy(self.decoded.labels[idx])
+
+
+def train_steps(student: nn.Module, teacher: nn.Module | None, batches: Callable, params: list[nn.Parameter],
+                steps: int, lr: float, opts: CompressOptions, after_backward: Callable[[], None] = lambda: None,
+                after_step: Callable[[], None] = lambda: None, log: Callable[[str], None] = print) -> None:
+    """Adam with a cosine learning rate over `steps` batches; the student stays in eval mode (no dropout noise)."""
+    if steps == 0:
+        return
+    opt = torch.optim.Adam(params, lr=lr)
+    student.eval()
+    t0 = time.perf_counter()
+    for step in range(steps):
+        for g in opt.param_groups:
+            g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / steps))
+        x, y = batches()
+        out = student(x)
+        loss = out.new_zeros(())
+        if opts.loss in ("distill", "both"):
+            with torch.no_grad():
+                target = F.softmax(teacher(x) / opts.temperature, 1)
+            loss = loss + F.kl_div(F.log_softmax(out / opts.temperature, 1), target,
+                                   reduction="batchmean") * opts.temperature ** 2
+        if opts.loss in ("labels", "both"):
+            loss = loss + F.cross_entropy(out, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        after_backward()
+        opt.step()
+        after_step()
+        if step % 20 == 0 or step == steps - 1:
+            log(f"  step {step + 1}/{steps} loss {loss.item():.4f} ({time.perf_counter() - t0:.0f}s)")
+
+
+def fisher(model: nn.Module, batches: Callable, n_batches: int) -> dict[str, torch.Tensor]:
+    """Diagonal Fisher information of the conv weights, labels drawn from the model's own predictions.
+
+    It says how much the loss feels a change of each weight, so it weights the k-means errors (and, with
+    `rate`, sets one exchange rate between bits and loss for the whole network).
+    """
+    names = quantizable(model)
+    params = [model.get_parameter(n) for n in names]
+    acc = [torch.zeros_like(p) for p in params]
+    model.eval()
+    for _ in range(n_batches):
+        x, _ = batches()
+        out = model(x)
+        y = torch.multinomial(F.softmax(out.detach().float(), 1), 1).squeeze(1)
+        for a, g in zip(acc, torch.autograd.grad(F.cross_entropy(out, y), params), strict=True):
+            a += g.detach() ** 2
+    return {n: a / n_batches + 1e-3 * a.mean() / n_batches for n, a in zip(names, acc, strict=True)}

@@ -1,0 +1,171 @@
+"""Deep Compression end to end: prune -> retrain -> quantize -> fine-tune the centroids -> encode (`.sqz`).
+
+For AlexNet's rows of Table 2 the same pipeline starts with an optional SVD of the fc layers (`lowrank`) and can
+stop before quantization (`quantize=False`): the SVD row and the network-pruning row are its fp32 results.
+
+Retraining and centroid fine-tuning learn from labelled images when asked, and by default distil from the
+uncompressed model (its softened outputs as targets), which needs no labels: that is how a 1000-class ImageNet
+model is fine-tuned on Imagenette's images without drifting towards its 10 classes. The images used to evaluate
+are never used to train (`check_disjoint`). Every stage's size is reported as Table 2 reports it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from squeezenet.compression.finetune import _Batches, fisher, train_steps
+from squeezenet.compression.lowrank import factorize, parse_ranks
+from squeezenet.compression.options import CompressOptions, Result
+from squeezenet.compression.prune import (
+    PROFILES,
+    Pruner,
+    alexnet_densities,
+    global_densities,
+    std_densities,
+    table1_densities,
+)
+from squeezenet.compression.quantize import WeightSharing, layer_bits, quantize_model
+from squeezenet.compression.sizes import fp32_layers, sparse_fp32_bytes
+from squeezenet.data.folders import training_images
+from squeezenet.errors import SqueezeNetError
+from squeezenet.formats import sqz as sqzformat
+from squeezenet.formats.weights import Weights
+from squeezenet.models.alexnet import AlexNet
+
+
+def default_profile(weights: Weights, svd: str | None) -> str | None:
+    """Without a pruning target: none after SVD (Table 2's SVD row prunes nothing), else the paper's densities."""
+    return None if svd else "alexnet" if weights.arch == "alexnet" else "table1"
+
+
+def densities_for(model: nn.Module, opts: CompressOptions) -> dict[str, float] | None:
+    if opts.density is not None:
+        return global_densities(model, opts.density)
+    if opts.quality is not None:
+        return std_densities(model, opts.quality)
+    if opts.profile in PROFILES and (opts.profile == "alexnet") != isinstance(model, AlexNet):
+        raise SqueezeNetError(f"profile {opts.profile} does not fit a {type(model).__name__} (table1: SqueezeNet, "
+                              "alexnet: AlexNet)")
+    if opts.profile == "table1":
+        return table1_densities(model)
+    if opts.profile == "alexnet":
+        return alexnet_densities(model)
+    return None
+
+
+def compress(weights: Weights, opts: CompressOptions, data_dir: str | Path | None = None,
+             score: Callable[[nn.Module], float] | None = None, log: Callable[[str], None] = print) -> Result:
+    """Run the pipeline on `weights`; `score(model)` (e.g. top-1 on held-out images) is recorded per stage."""
+    opts.validate()
+    training = opts.retrain_epochs > 0 or opts.finetune_epochs > 0 or opts.fisher_batches > 0
+    if training and data_dir is None:
+        raise SqueezeNetError("retraining, fine-tuning and Fisher weighting need --data (training images)")
+    torch.manual_seed(opts.seed)
+    teacher = weights.build()
+    batches = _Batches(weights, training_images(data_dir), opts) if training else None
+
+    def steps(epochs: float) -> int:
+        return math.ceil(epochs * len(batches.decoded) / opts.batch_size) if epochs > 0 else 0
+
+    stages: list[dict] = []
+
+    def stage(name: str, size: int, m: nn.Module) -> None:
+        row = {"stage": name, "bytes": size}
+        if score is not None:
+            row["score"] = float(score(m))
+        stages.append(row)
+        log(f"{name}: {size:,} bytes" + (f", score {row['score']:.4f}" if "score" in row else ""))
+
+    stage("fp32", 4 * sum(p.numel() for p in teacher.state_dict().values()), teacher)
+    if opts.svd:
+        weights = factorize(weights, parse_ranks(opts.svd, teacher))
+    model = weights.build()
+    if opts.svd:
+        ranks = ", ".join(f"{k} {r}" for k, r in weights.config["ranks"].items())
+        stage(f"SVD (rank {ranks})", 4 * sum(p.numel() for p in model.state_dict().values()), model)
+    dens = densities_for(model, opts)
+    pruner = Pruner(model, dens) if dens else None
+    retrain = steps(opts.retrain_epochs)
+    if pruner and retrain:
+        k = 4  # gradual: four pruning steps along the AGP curve, retraining in between
+        for i in range(1, k + 1):
+            pruner.prune(i / k)
+            train_steps(model, teacher, batches, list(model.parameters()), max(1, retrain // k), opts.lr_retrain,
+                        opts, after_step=pruner.apply, log=log)
+    elif pruner:
+        pruner.prune(1.0)
+    elif retrain:  # fine-tuning the factorised layers
+        train_steps(model, teacher, batches, list(model.parameters()), retrain, opts.lr_retrain, opts, log=log)
+    if pruner:
+        pruner.remove()
+        stage("pruned", sparse_fp32_bytes(model), model)
+    elif retrain:
+        stage("fine-tuned", 4 * sum(p.numel() for p in model.state_dict().values()), model)
+    meta = dict(weights.meta) | {"compression": {k: v for k, v in asdict(opts).items() if k != "coders"}}
+
+    def result() -> Weights:
+        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        return Weights(weights.arch, weights.config, state, weights.classes, weights.preprocessing,
+                       weights.class_ids, meta)
+
+    if not opts.quantize:
+        return Result(result(), None, fp32_layers(model, sparse=pruner is not None), stages)
+    importance = fisher(model, batches, opts.fisher_batches) if opts.fisher_batches else None
+    bits = opts.bits if opts.fc_bits is None else layer_bits(model, opts.bits, opts.fc_bits)
+    quantized = quantize_model(model, bits, opts.init, opts.rate, importance)
+    if opts.finetune_epochs:
+        sharing = WeightSharing(model, quantized)
+        biases = [p for n, p in model.named_parameters() if n not in quantized]
+        train_steps(model, teacher, batches, sharing.centroids() + biases, steps(opts.finetune_epochs),
+                    opts.lr_finetune, opts, after_backward=sharing.accumulate, after_step=sharing.sync, log=log)
+        quantized = sharing.quantized()
+    out = result()
+    data, layers = sqzformat.encode(out, quantized, gap_bits=opts.gap_bits, coders=opts.coders)
+    decoded = sqzformat.decode(data).weights
+    # the authors' layout: fixed-width codes, 4-bit gaps, fp32 codebooks and biases (same weights, no entropy coding)
+    fixed, _ = sqzformat.encode(out, quantized, gap_bits=4, coders=("raw",), float_dtype="f32", codebook_dtype="f32")
+    label = f"{opts.bits}" if opts.fc_bits is None else f"{opts.bits}/{opts.fc_bits} (conv/fc)"
+    stage(f"quantized {label}-bit, fixed width", len(fixed), decoded.build())
+    stages.append({"stage": f"quantized {label}-bit, entropy coded", "bytes": len(data),
+                   "score": stages[-1].get("score")})
+    return Result(decoded, data, layers, stages)
+
+
+def _exact_in_f16(values: list[np.ndarray]) -> bool:
+    return all(np.array_equal(np.asarray(v, np.float32).astype(np.float16).astype(np.float32), v) for v in values)
+
+
+def reencode(weights: Weights, score: Callable[[nn.Module], float] | None = None,
+             log: Callable[[str], None] = print) -> Result:
+    """Lossless: the weights' own codebooks and codes (the authors' `.net`, a `.sqz`) entropy coded into `.sqz`.
+
+    What `compress` does with no training data when the weights are already weight-shared: every value stays
+    what it was (checked), so the accuracy does too. Codebooks and biases are stored in fp16 where that is exact.
+    """
+    if not weights.codebooks:
+        raise SqueezeNetError("lossless re-encoding needs weight-shared weights (a Deep Compression .net or a .sqz)")
+    books = [q.codebook for q in weights.codebooks.values()]
+    others = [v.numpy() for k, v in weights.state_dict.items() if k not in weights.codebooks and v.is_floating_point()]
+    data, layers = sqzformat.encode(weights, weights.codebooks, codebook_dtype="f16" if _exact_in_f16(books) else "f32",
+                                    float_dtype="f16" if _exact_in_f16(others) else "f32")
+    decoded = sqzformat.decode(data).weights
+    if not all(torch.equal(decoded.state_dict[k], v.to(decoded.state_dict[k].dtype))
+               for k, v in weights.state_dict.items()):
+        raise SqueezeNetError("re-encoding is not lossless")  # would make every accuracy figure wrong
+    stages: list[dict] = []
+    model = weights.build()
+    for name, size in (("input (fp32)", 4 * sum(p.numel() for p in model.state_dict().values())),
+                       (f"lossless: its {max(q.bits for q in weights.codebooks.values())}-bit codebooks, coded",
+                        len(data))):
+        stages.append({"stage": name, "bytes": size} | ({"score": float(score(model))} if score else {}))
+        log(f"{name}: {size:,} bytes" + (f", score {stages[-1]['score']:.4f}" if score else ""))
+        if score:  # identical weights: measured once, not twice
+            score = (lambda v: lambda _: v)(stages[-1]["score"])
+    return Result(decoded, data, layers, stages)

@@ -1,0 +1,223 @@
+"""Trained quantization (weight sharing), Deep Compression's second stage.
+
+Per layer, a 1-D k-means over the surviving (non-zero) weights gives 2^bits - 1 shared values; code 0 stays
+reserved for zero, so pruning survives quantization. Linear initialization (evenly spaced between min and max)
+is the default because it keeps the rare large weights that matter most (Han et al., Fig. 4); k-means++ and
+density (quantile) initialization are there for comparison, and `optimal` starts Lloyd from the exact
+least-squares solution (dynamic programming), which matters when re-clustering an already quantized model.
+`WeightSharing` then fine-tunes the centroids: each moves by the summed gradient of the weights assigned to it,
+and zeros stay zero.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from squeezenet.formats.weights import Quantized
+
+INITS = ("linear", "kmeans++", "density", "optimal")
+
+
+OPTIMAL_GROUPS = 1024  # the exact k-means runs over at most this many groups of values (bins of the sorted weights)
+
+
+def _optimal_centroids(v: np.ndarray, k: int, imp: np.ndarray, penalty: float = 0.0) -> torch.Tensor:
+    """Globally optimal 1-D k-means by dynamic programming over groups of sorted values (Wang & Song, 2011).
+
+    Each value's squared error counts `imp` times (importance, e.g. the Fisher information of the weight). With
+    `penalty` > 0 the clustering is entropy-constrained (Chou et al., 1989): a cluster holding n of the N values
+    also costs `penalty` per bit of its ideal code length, n * log2(N / n), and fewer than k clusters may be used.
+    The values are grouped (distinct values when there are few, else bins whose edges mix quantiles and an even
+    grid, so both the dense centre and the tails are resolved); cluster boundaries fall between groups, and the
+    cost of a cluster comes from exact prefix sums. Lloyd's iterations from a fixed start stop in a local
+    optimum; on the authors' 8-bit SqueezeNet re-clustered to 6 bits this has 2-5x less squared error.
+    """
+    distinct, g = np.unique(v, return_inverse=True)
+    if len(distinct) > OPTIMAL_GROUPS:
+        half = OPTIMAL_GROUPS // 2
+        edges = np.unique(np.concatenate([np.quantile(v, np.linspace(0, 1, half + 1)),
+                                          np.linspace(v.min(), v.max(), half + 1)]))
+        g = np.clip(np.searchsorted(edges, v, side="right") - 1, 0, len(edges) - 2)
+    cnt = np.bincount(g).astype(np.float64)
+    s1, s2, w = np.bincount(g, imp * v), np.bincount(g, imp * v * v), np.bincount(g, imp)
+    keep = cnt > 0
+    s1, s2, w, cnt = s1[keep], s2[keep], np.maximum(w[keep], 1e-300), cnt[keep]
+    n = len(w)
+    k = min(k, n)
+    S1, S2, W, C = (np.concatenate([[0.0], np.cumsum(a)]) for a in (s1, s2, w, cnt))
+    i, j = np.arange(n + 1)[:, None], np.arange(n + 1)[None, :]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cost = np.where(j > i, S2[j] - S2[i] - (S1[j] - S1[i]) ** 2 / (W[j] - W[i]), np.inf)  # of groups [i, j)
+        if penalty > 0:
+            span = C[j] - C[i]
+            cost += np.where(j > i, penalty * span * np.log2(C[-1] / span), 0.0)
+    best, back, ends = cost[0], [], [cost[0][n]]
+    for _ in range(1, k):
+        total = best[:, None] + cost
+        arg = total.argmin(0)
+        back.append(arg)
+        best = total[arg, np.arange(n + 1)]
+        ends.append(best[n])
+    bounds = [n]
+    for arg in reversed(back[:int(np.argmin(ends))]):
+        bounds.append(int(arg[bounds[-1]]))
+    bounds = [0, *bounds[::-1]]
+    c = [(S1[b] - S1[a]) / (W[b] - W[a]) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+    return torch.tensor(sorted(c), dtype=torch.float64)
+
+
+def kmeans_1d(values: torch.Tensor, k: int, init: str = "linear", iters: int = 50, seed: int = 0,
+              importance: torch.Tensor | None = None, penalty: float = 0.0) -> torch.Tensor:
+    """k sorted centroids of a 1-D sample by Lloyd's algorithm (assignment by the midpoints between centroids).
+
+    `importance` weights each value's squared error; `penalty` (init 'optimal' only) makes the clustering
+    entropy-constrained; see `_optimal_centroids`.
+    """
+    if init not in INITS:
+        raise ValueError(f"unknown k-means init {init!r}; choose one of {', '.join(INITS)}")
+    if penalty and init != "optimal":
+        raise ValueError("rate (entropy-constrained clustering) needs init 'optimal'")
+    v = values.detach().double().flatten()
+    imp = torch.ones_like(v) if importance is None else importance.detach().double().flatten()
+    imp = imp.clamp(min=1e-6 * float(imp.mean()) if imp.numel() else 0.0)  # zero importance would divide by zero
+    if v.numel() == 0:
+        return torch.zeros(k, dtype=torch.float64)
+    lo, hi = v.min(), v.max()
+    if init == "linear":
+        c = torch.linspace(float(lo), float(hi), k, dtype=torch.float64)
+    elif init == "optimal":
+        c = _optimal_centroids(v.numpy(), k, imp.numpy(), penalty)
+        if len(c) < k or penalty:  # fewer clusters than codes: pad the codebook (unused codes cost nothing)
+            return torch.cat([c, c[-1:].expand(k - len(c))])
+    elif init == "density":
+        c = torch.quantile(v[torch.randperm(v.numel(), generator=torch.Generator().manual_seed(seed))[:1 << 20]],
+                           torch.linspace(0, 1, k, dtype=torch.float64))
+    else:
+        g = torch.Generator().manual_seed(seed)
+        c = v[torch.randint(v.numel(), (1,), generator=g)]
+        for _ in range(1, k):
+            d2 = ((v[:, None] - c[None, :]) ** 2).min(1).values
+            c = torch.cat([c, v[torch.multinomial(d2 + 1e-30, 1, generator=g)]])
+        c = c.sort().values
+    # Lloyd on the sorted values: a cluster is the run between two midpoints, its sums two prefix-sum lookups, so an
+    # iteration costs O(k log n) instead of O(n log k) (AlexNet's layers hold millions of weights)
+    order = v.argsort()
+    vs, ws = v[order], imp[order]
+    cum_w, cum_wv = (torch.cat([ws.new_zeros(1), a.cumsum(0)]) for a in (ws, ws * vs))
+    ends = torch.tensor([v.numel()])
+    for _ in range(iters):
+        edges = torch.cat([ends.new_zeros(1), torch.searchsorted(vs, (c[1:] + c[:-1]) / 2, right=True), ends])
+        sums = cum_wv[edges[1:]] - cum_wv[edges[:-1]]
+        mass = cum_w[edges[1:]] - cum_w[edges[:-1]]
+        new = torch.where(mass > 0, sums / mass.clamp(min=1e-300), c).sort().values
+        if torch.allclose(new, c, rtol=0, atol=1e-12):
+            break
+        c = new
+    return c
+
+
+def assign(w: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
+    """Codes of a tensor against sorted centroids: 0 for exact zeros, else 1 + the nearest centroid."""
+    idx = torch.bucketize(w.detach().double().contiguous(), (centroids[1:] + centroids[:-1]) / 2) + 1
+    return torch.where(w == 0, torch.zeros_like(idx), idx).to(torch.uint8)
+
+
+def quantize_tensor(w: torch.Tensor, bits: int = 6, init: str = "linear", rate: float = 0.0,
+                    importance: torch.Tensor | None = None, scale: float | None = None) -> Quantized:
+    """Weight sharing for one tensor; the codebook is rounded to fp16, the precision the .sqz file stores.
+
+    With `rate`, a bit of code costs `rate * scale` in (importance-weighted) squared error; `scale` defaults to
+    this tensor's mean importance * w^2, so the trade-off is the same relative one in every layer.
+    """
+    if not 1 <= bits <= 8:
+        raise ValueError(f"bits must be in 1..8, got {bits}")
+    nz = w != 0
+    imp = None if importance is None else importance[nz]
+    if scale is None:
+        scale = float(((imp if imp is not None else 1.0) * w[nz].double() ** 2).mean()) if nz.any() else 0.0
+    c = kmeans_1d(w[nz], (1 << bits) - 1, init, importance=imp, penalty=rate * scale).half().double()
+    codes = assign(w, c)
+    book = np.concatenate([[0.0], c.numpy()]).astype(np.float32)
+    return Quantized(codes.numpy(), book, bits)
+
+
+def quantizable(model: nn.Module) -> list[str]:
+    """The weights Deep Compression shares: every convolution and linear weight."""
+    return [f"{n}.weight" for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+def layer_bits(model: nn.Module, conv_bits: int, fc_bits: int) -> dict[str, int]:
+    """Bits per weight tensor: Deep Compression gave AlexNet's convolutions 8 bits and its fc layers 5."""
+    return {f"{n}.weight": fc_bits if isinstance(m, nn.Linear) else conv_bits for n, m in model.named_modules()
+            if isinstance(m, (nn.Conv2d, nn.Linear))}
+
+
+def quantize_model(model: nn.Module, bits: int | dict[str, int] = 6, init: str = "linear", rate: float = 0.0,
+                   importance: dict[str, torch.Tensor] | None = None) -> dict[str, Quantized]:
+    """Quantize every conv/linear weight in place (the model then computes with the shared values).
+
+    With `importance` (e.g. `compress.fisher`), squared errors are importance-weighted and one `rate` scale holds
+    for the whole network (the mean importance * w^2 over all layers), so bits go where the loss needs them.
+    """
+    names = quantizable(model)
+    scale = None
+    if importance is not None:
+        num = sum(float((importance[n].double() * model.get_parameter(n).detach().double() ** 2).sum()) for n in names)
+        scale = num / sum(int((model.get_parameter(n) != 0).sum()) for n in names)
+    out = {}
+    for name in names:
+        b = bits.get(name, 6) if isinstance(bits, dict) else bits
+        p = model.get_parameter(name)
+        q = quantize_tensor(p.data, b, init, rate, None if importance is None else importance[name], scale)
+        p.data.copy_(torch.from_numpy(q.weight))
+        out[name] = q
+    return out
+
+
+class WeightSharing:
+    """Centroid fine-tuning: after `backward`, `accumulate` turns weight gradients into centroid gradients;
+    after the optimizer steps the centroids, `sync` writes the shared values back into the weights.
+
+    The optimizer is given `centroids()` (and whatever unshared parameters should train, e.g. biases) but never
+    the shared weights themselves.
+    """
+
+    def __init__(self, model: nn.Module, quantized: dict[str, Quantized]) -> None:
+        self.model = model
+        self.codes = {n: torch.from_numpy(q.codes.astype(np.int64)).flatten() for n, q in quantized.items()}
+        self.bits = {n: q.bits for n, q in quantized.items()}
+        self.books = {n: nn.Parameter(torch.from_numpy(q.codebook[1:].astype(np.float32)).clone())
+                      for n, q in quantized.items()}
+        self.sync()
+
+    def centroids(self) -> list[nn.Parameter]:
+        return list(self.books.values())
+
+    def accumulate(self) -> None:
+        for n, book in self.books.items():
+            p = self.model.get_parameter(n)
+            if p.grad is None:
+                continue
+            g = torch.zeros(book.numel() + 1).scatter_add_(0, self.codes[n], p.grad.flatten())
+            book.grad = g[1:].clone() if book.grad is None else book.grad + g[1:]
+            p.grad = None
+
+    @torch.no_grad()
+    def sync(self) -> None:
+        for n, book in self.books.items():
+            table = torch.cat([book.new_zeros(1), book])
+            p = self.model.get_parameter(n)
+            p.copy_(table[self.codes[n]].view_as(p))
+
+    def quantized(self) -> dict[str, Quantized]:
+        """The current codes and codebooks, codebooks rounded to fp16 (and the model synced to them)."""
+        with torch.no_grad():
+            for book in self.books.values():
+                book.copy_(book.half().float())
+        self.sync()
+        return {n: Quantized(self.codes[n].view_as(self.model.get_parameter(n)).numpy().astype(np.uint8),
+                             np.concatenate([[0.0], self.books[n].detach().numpy()]).astype(np.float32),
+                             self.bits[n])
+                for n in self.books}

@@ -1,0 +1,123 @@
+"""Sizes as the paper counts them (Table 1's right half, Table 2's reduction) and their printed table.
+
+fp32 weights are 4 bytes each (pruned: the non-zeros plus a 4-bit relative index); a `.sqz` is its file's bytes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from squeezenet.compression.options import Result
+from squeezenet.compression.prune import (
+    paper_names,
+)
+from squeezenet.compression.quantize import quantizable
+from squeezenet.formats import sqz as sqzformat
+from squeezenet.formats.weights import Weights
+from squeezenet.models.registry import create_model
+
+
+def alexnet_fp32_bytes() -> int:
+    """AlexNet's size in fp32 (the paper's 240 MB), the denominator of Table 2's "reduction" column."""
+    with torch.device("meta"):
+        return 4 * sum(p.numel() for p in create_model("alexnet").parameters())
+
+
+def fp32_layers(model: nn.Module, sparse: bool) -> list[dict]:
+    """Per tensor, what fp32 storage costs: weights dense, or (`sparse`: pruned) their non-zeros plus a 4-bit
+    relative index (fillers ignored); biases and buffers dense."""
+    weights = set(quantizable(model))
+    rows = []
+    for name, p in model.state_dict().items():
+        row = {"name": name, "shape": list(p.shape), "numel": p.numel()}
+        if name in weights:
+            nz = int(torch.count_nonzero(p)) if sparse else p.numel()
+            index = math.ceil(nz / 2) if sparse else 0
+            row |= {"kind": "fp32", "bits": 32, "nonzero": nz, "codebook_bytes": 0, "codes_bytes": 4 * nz,
+                    "index_bytes": index, "bytes": 4 * nz + index}
+        else:
+            row |= {"kind": "float32", "raw_bytes": 4 * p.numel(), "bytes": 4 * p.numel()}
+        rows.append(row)
+    return rows
+
+
+def sparse_fp32_bytes(model: nn.Module) -> int:
+    """Size after pruning alone: non-zero fp32 weights plus a 4-bit relative index (fillers ignored), dense biases."""
+    return sum(row["bytes"] for row in fp32_layers(model, sparse=True))
+
+
+def layer_table(result_layers: list[dict], model: nn.Module) -> list[dict]:
+    """Per paper layer: parameters before/after pruning, density, bits and bytes of codebook, codes, index, bias."""
+    names = paper_names(model)
+    rows: dict[str, dict] = {}
+    for lay in result_layers:
+        base = lay["name"].rsplit(".", 1)[0]
+        paper = names.get(base + ".weight", base)
+        layer = paper.split("/")[0]
+        r = rows.setdefault(layer, {"layer": layer, "params": 0, "params_after": 0, "bits": None,
+                                    "codebook_bytes": 0, "codes_bytes": 0, "index_bytes": 0, "bias_bytes": 0})
+        r["params"] += lay["numel"]
+        if "nonzero" in lay:  # a weight: quantized, or fp32 (`fp32_layers`)
+            r["params_after"] += lay["nonzero"]
+            r["bits"] = lay["bits"]
+            for k in ("codebook_bytes", "codes_bytes", "index_bytes"):
+                r[k] += lay[k]
+        else:
+            r["params_after"] += lay["numel"]
+            r["bias_bytes"] += lay["raw_bytes"]
+    for r in rows.values():
+        r["density"] = r["params_after"] / r["params"]
+        r["bytes"] = r["codebook_bytes"] + r["codes_bytes"] + r["index_bytes"] + r["bias_bytes"]
+    return list(rows.values())
+
+
+def report(result: Result) -> dict:
+    """The JSON of `squeezenet compress --json`: layers, total_bytes, stages and the reductions."""
+    rep = _report(result.weights, result.layers, result.bytes, result.stages)
+    return rep | {"format": "sqz" if result.data is not None else "fp32"}
+
+
+def file_report(data: bytes) -> dict:
+    """The same table for an existing .sqz file (what `summary --weights model.sqz` prints)."""
+    d = sqzformat.decode(data)
+    return _report(d.weights, d.layers, len(data), [])
+
+
+def _report(weights: Weights, layers: list[dict], total: int, stages: list[dict]) -> dict:
+    model = weights.build()
+    rows = layer_table(layers, model)
+    # against the input's fp32 (stage 0), which SVD makes differ from the result's architecture
+    fp32 = stages[0]["bytes"] if stages else 4 * sum(p.numel() for p in model.state_dict().values())
+    alexnet = alexnet_fp32_bytes()
+    stages = [s | {"vs_alexnet": alexnet / s["bytes"]} for s in stages]
+    return {"layers": rows, "total_bytes": total, "fp32_bytes": fp32, "vs_fp32": fp32 / total,
+            "vs_alexnet": alexnet / total, "stages": stages, "format": "sqz"}
+
+
+def format_report(rep: dict) -> str:
+    head = (f"{'layer':<8}{'params':>12}{'after':>12}{'density':>9}{'bits':>5}{'codebook':>10}{'codes':>12}"
+            f"{'index':>10}{'bias':>8}{'bytes':>12}")
+    lines = [head, "-" * len(head)]
+    for r in rep["layers"]:
+        lines.append(f"{r['layer']:<8}{r['params']:>12,}{r['params_after']:>12,}{r['density']:>9.1%}"
+                     f"{r['bits'] or '':>5}{r['codebook_bytes']:>10,}{r['codes_bytes']:>12,}{r['index_bytes']:>10,}"
+                     f"{r['bias_bytes']:>8,}{r['bytes']:>12,}")
+    t = {k: sum(r[k] for r in rep["layers"]) for k in ("params", "params_after", "codebook_bytes", "codes_bytes",
+                                                         "index_bytes", "bias_bytes", "bytes")}
+    lines += ["-" * len(head),
+              f"{'total':<8}{t['params']:>12,}{t['params_after']:>12,}{t['params_after'] / t['params']:>9.1%}"
+              f"{'':>5}{t['codebook_bytes']:>10,}{t['codes_bytes']:>12,}{t['index_bytes']:>10,}{t['bias_bytes']:>8,}"
+              f"{t['bytes']:>12,}",
+              ("file: {:,} bytes (header and framing included)" if rep.get("format", "sqz") == "sqz" else
+               "fp32: {:,} bytes as the paper counts them (4 a weight; pruned: non-zeros plus a 4-bit index)").format(
+                  rep["total_bytes"]) + f"; {rep['vs_fp32']:.1f}x smaller than fp32 ({rep['fp32_bytes']:,} bytes), "
+              f"{rep['vs_alexnet']:.0f}x smaller than AlexNet fp32"]
+    if rep["stages"]:
+        lines += ["", f"{'stage':<44}{'bytes':>12}{'vs AlexNet':>12}{'score':>9}"]
+        for s in rep["stages"]:
+            sc = f"{s['score']:.2%}" if s.get("score") is not None else ""
+            lines.append(f"{s['stage']:<44}{s['bytes']:>12,}{s['vs_alexnet']:>11.0f}x{sc:>9}")
+    return "\n".join(lines)

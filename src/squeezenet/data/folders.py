@@ -1,0 +1,148 @@
+"""Image folders: listing a class tree or a labels.csv, the one seeded class-balanced sampler, decoding with a
+named error, and the check that training and evaluation images never overlap."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from squeezenet.errors import SqueezeNetError
+
+IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".bmp", ".webp"}
+
+
+@dataclass
+class Samples:
+    """Image paths with integer labels; `classes[i]` is the name (e.g. wnid) of label i when known."""
+
+    paths: list[Path]
+    labels: list[int]
+    classes: list[str]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def num_classes_present(self) -> int:
+        return len(set(self.labels))
+
+    def sample(self, limit: int | None, seed: int = 0) -> Samples:
+        """A seeded, class-balanced sample of `limit` images (all of them when `limit` is None or too large).
+
+        Every class gets `limit // C` images, the remainder going to randomly chosen classes; a class with too few
+        gives all it has and the rest is spread over the others. The one sampler of every `--limit`-style option
+        and of int8 calibration: taking the first N files would read the first classes only.
+        """
+        if limit is None or limit >= len(self):
+            return self
+        rng = np.random.default_rng(seed)
+        groups = [rng.permutation(idx) for idx in _by_label(self.labels)]
+        take = [0] * len(groups)
+        left = limit
+        while left > 0:  # round-robin over the classes that still have images, in a seeded order
+            open_ = [g for g in rng.permutation(len(groups)) if take[g] < len(groups[g])]
+            for g in open_[:left]:
+                take[g] += 1
+            left -= min(left, len(open_))
+        idx = np.sort(np.concatenate([g[:t] for g, t in zip(groups, take, strict=True)]))
+        return Samples([self.paths[i] for i in idx], [self.labels[i] for i in idx], self.classes)
+
+
+def _by_label(labels: list[int]) -> list[np.ndarray]:
+    y = np.asarray(labels)
+    return [np.flatnonzero(y == c) for c in np.unique(y)]
+
+
+def list_samples(root: str | Path, classes: list[str] | None = None) -> Samples:
+    """An ImageNet-style folder (`<class>/*.JPEG`) or a folder with `labels.csv` (file,label) and images.
+
+    For a class folder, `classes` fixes the label order (e.g. the 1000 ImageNet wnids); by default the sorted
+    sub-folder names. A folder with labels.csv looks for images beside it or in `images/`.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise SqueezeNetError(f"data folder not found: {root}")
+    labels_csv = root / "labels.csv"
+    if labels_csv.is_file():
+        base = root / "images" if (root / "images").is_dir() else root
+        paths, labels = [], []
+        with open(labels_csv, newline="") as f:
+            for i, row in enumerate(csv.reader(f)):
+                if i == 0 and row and not row[-1].strip().lstrip("-").isdigit():
+                    continue  # header
+                if len(row) < 2 or not row[1].strip().lstrip("-").isdigit():
+                    raise SqueezeNetError(f"{labels_csv}: line {i + 1} is not 'file,label': {row}")
+                paths.append(base / row[0].strip())
+                labels.append(int(row[1]))
+        return _imagenet_labels(Samples(paths, labels, classes or []), labels_csv)
+    found = sorted(d.name for d in root.iterdir() if d.is_dir())
+    if not found:
+        raise SqueezeNetError(f"{root} has neither class sub-folders nor a labels.csv")
+    classes = classes or found
+    index = {c: i for i, c in enumerate(classes)}
+    unknown = [c for c in found if c not in index]
+    if unknown:
+        raise SqueezeNetError(f"{root}: class folder {unknown[0]!r} is not among the model's classes")
+    paths, labels = [], []
+    for c in found:
+        for p in sorted((root / c).iterdir()):
+            if p.suffix.lower() in IMAGE_SUFFIXES:
+                paths.append(p)
+                labels.append(index[c])
+    if not paths:
+        raise SqueezeNetError(f"no images found under {root}")
+    return Samples(paths, labels, classes)
+
+
+def _imagenet_labels(samples: Samples, labels_csv: Path) -> Samples:
+    """labels.csv indexes ImageNet's 1000 classes; a model of some of them (Imagenette's 10 wnids, say) is
+    evaluated on the images of its classes, relabelled to its own order."""
+    from squeezenet.formats.weights import imagenet_classes
+
+    if not samples.classes or len(samples.classes) == 1000:
+        return samples
+    wnids = imagenet_classes()[0]
+    index = {c: i for i, c in enumerate(samples.classes)}
+    if not set(index) <= set(wnids):
+        raise SqueezeNetError(f"{labels_csv} labels ImageNet classes, but the model's classes are not ImageNet wnids")
+    keep = [(p, index[wnids[y]]) for p, y in zip(samples.paths, samples.labels, strict=True)
+            if 0 <= y < 1000 and wnids[y] in index]
+    if not keep:
+        raise SqueezeNetError(f"{labels_csv}: no image of the model's {len(index)} classes")
+    return Samples([p for p, _ in keep], [y for _, y in keep], samples.classes)
+
+
+def load_image(path: str | Path) -> Image.Image:
+    """Decode an image to RGB; a missing, corrupt or truncated file is a SqueezeNetError naming the file."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im.convert("RGB")
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as e:
+        raise SqueezeNetError(f"cannot read image {path}: {e}") from None
+
+
+def image_array(path: str | Path) -> np.ndarray:
+    """HxWx3 uint8 RGB array of an image."""
+    return np.asarray(load_image(path), dtype=np.uint8)
+
+
+def training_images(data_dir: str | Path | None) -> Path | None:
+    """The folder to learn from: a dataset root (`DIR/train`, `DIR/val`, as `train --data` takes) means its train/."""
+    if data_dir is None:
+        return None
+    return Path(data_dir) / "train" if (Path(data_dir) / "train").is_dir() else Path(data_dir)
+
+
+def check_disjoint(train_dir: str | Path | None, eval_dir: str | Path | None, what: str = "training data") -> None:
+    """Refuse to learn from (train, fine-tune, calibrate on) the evaluation images: the same folder, or one inside
+    the other, would flatter every figure measured on them."""
+    if train_dir is None or eval_dir is None:
+        return
+    a, b = Path(train_dir).resolve(), Path(eval_dir).resolve()
+    if a == b or a in b.parents or b in a.parents:
+        raise SqueezeNetError(f"{what} {a} overlaps the evaluation data {b}: never learn from evaluation images")

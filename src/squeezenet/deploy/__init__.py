@@ -1,0 +1,4 @@
+"""Deployment tier: ONNX graphs checked against PyTorch, int8 calibration, ONNX Runtime sessions, export.
+
+May import every tier below (models, formats, data, compression, training); never experiments or the CLI.
+"""

@@ -1,0 +1,12 @@
+"""Weights files: every format `squeezenet.load` reads, registered here and nowhere else.
+
+The tier above the models: a format knows architectures and preprocessing, never training or compression
+algorithms. A new format is a module with a reader `(path, **options) -> Weights`, registered below.
+"""
+
+from squeezenet.formats import deepcompression, safetensors, sqz
+from squeezenet.formats.weights import register_format
+
+register_format("sqz", sqz.read, suffixes=(".sqz",), magic=sqz.MAGIC)
+register_format("deep-compression", deepcompression.read_deep_compression, suffixes=(".net",))
+register_format("safetensors", safetensors.read_safetensors, suffixes=(".safetensors",))

@@ -1,0 +1,46 @@
+"""The weights' description inside an ONNX file (its metadata), so an `.onnx` is as self-describing as `.sqz`.
+
+Also the graph's input and output names, the convention every exporter and runtime of the project shares.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import onnx
+
+from squeezenet.errors import SqueezeNetError
+from squeezenet.formats.weights import Weights
+from squeezenet.models.preprocessing import Preprocessing
+
+METADATA_KEY = "squeezenet"
+
+
+INPUT, OUTPUT = "input", "logits"
+
+
+def description(weights: Weights, precision: str = "fp32") -> dict:
+    """What a runtime needs besides the graph: classes, class ids, preprocessing; plus provenance."""
+    return {"arch": weights.arch, "config": weights.config, "classes": weights.classes,
+            "class_ids": weights.class_ids, "preprocessing": weights.preprocessing.to_dict(),
+            "meta": weights.meta, "precision": precision}
+
+
+def set_description(model: onnx.ModelProto, desc: dict) -> None:
+    del model.metadata_props[:]
+    model.metadata_props.add(key=METADATA_KEY, value=json.dumps(desc))
+
+
+def get_description(model: onnx.ModelProto, source: str | Path = "model") -> dict:
+    props = {p.key: p.value for p in model.metadata_props}
+    if METADATA_KEY not in props:
+        raise SqueezeNetError(f"{source}: ONNX model without squeezenet metadata (not exported by this project)")
+    try:
+        desc = json.loads(props[METADATA_KEY])
+        Preprocessing.from_dict(desc["preprocessing"])
+        if not isinstance(desc["classes"], list):
+            raise TypeError("classes is not a list")
+    except (ValueError, KeyError, TypeError) as e:
+        raise SqueezeNetError(f"{source}: damaged squeezenet metadata ({type(e).__name__}: {e})") from None
+    return desc

@@ -1,0 +1,323 @@
+"""The `.sqz` file: a compressed SqueezeNet (or AlexNet) that rebuilds a working `nn.Module` on its own.
+
+    magic  b"\\x89SQZ\\r\\n\\x1a\\n"   (PNG-style: catches text-mode transfers and truncation at byte 0)
+    u8     version (1)
+    u32    header length, then zlib(JSON): arch ("squeezenet" or "alexnet"), config, classes, class_ids,
+           preprocessing, meta, and the tensors' names and shapes (the 1000 ImageNet classes are stored as the
+           name "imagenet": 14 KB saved in a 400 KB file)
+    u16    number of tensors: the model's state_dict, in its order
+    per tensor: u8 kind, then
+        raw kinds (fp32, fp16, int64): numel values, little-endian
+        quantized (codebook fp16 or fp32): u8 bits, u8 gap_bits (0 = dense, no index), u32 entries,
+            codebook[2^bits - 1] (code 0 is the implicit 0.0), u32 + codes stream, [u32 + gaps stream]
+    u32    CRC-32 of everything before it
+
+Streams are `encode.encode_stream` byte strings (coder byte + payload). The reader checks the declared tensors
+against the configuration (on the meta device: no memory) and every count and length against the declared shapes
+and the bytes that remain before it allocates, so a truncated, corrupted or forged file is a one-line
+`SqueezeNetError`. Conv (grouped too) and linear weights are stored alike, as flat code arrays.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from squeezenet.atomic import write_bytes
+from squeezenet.errors import SqueezeNetError
+from squeezenet.formats.coders import decode_stream, dense_from_index, encode_stream, sparse_index, stream_coder
+from squeezenet.formats.weights import Quantized, Weights, imagenet_classes
+from squeezenet.models.preprocessing import Preprocessing
+from squeezenet.models.registry import ARCHS, architecture, describe
+
+MAGIC = b"\x89SQZ\r\n\x1a\n"
+
+
+VERSION = 1
+
+
+MAX_HEADER = 1 << 20  # decompressed JSON header
+
+
+MAX_PARAMS = 1 << 26  # the largest model the reader will build (67.1 M parameters; AlexNet has 61.0 M)
+
+
+F32, F16, Q16, Q32, I64 = range(5)
+
+
+_RAW = {F32: np.dtype("<f4"), F16: np.dtype("<f2"), I64: np.dtype("<i8")}
+
+
+GAP_BITS = (0, 2, 3, 4, 5, 6, 7, 8)  # 0: dense, the index is not stored
+
+
+@dataclass
+class Decoded:
+    """A read file: the usable weights, the quantized tensors as stored (to re-encode), per-tensor costs."""
+
+    weights: Weights
+    quantized: dict[str, Quantized]
+    layers: list[dict]
+
+
+def _entropy_bits(x: np.ndarray) -> float:
+    if not len(x):
+        return 0.0
+    p = np.bincount(x) / len(x)
+    p = p[p > 0]
+    return float(-(p * np.log2(p)).sum() * len(x))
+
+
+def _choose_gap_bits(codes: np.ndarray, bits: int) -> int:
+    """The index width with the fewest estimated bits (entropy of both streams plus their tables)."""
+    best, best_cost = 0, _entropy_bits(codes) + 8 * (1 << bits)
+    for g in GAP_BITS[1:]:
+        c, d = sparse_index(codes, g)
+        cost = _entropy_bits(c) + _entropy_bits(d) + 8 * ((1 << bits) + (1 << g)) + 32
+        if cost < best_cost:
+            best, best_cost = g, cost
+    return best
+
+
+def _quantized_record(q: Quantized, gap_bits: int | None, coders: tuple[str, ...],
+                      codebook_dtype: str) -> tuple[bytes, dict]:
+    flat = np.ascontiguousarray(q.codes).reshape(-1)
+    g = _choose_gap_bits(flat, q.bits) if gap_bits is None else gap_bits
+    if g:
+        entry_codes, gaps = sparse_index(flat, g)
+    else:
+        entry_codes, gaps = flat, np.zeros(0, np.int64)
+    kind, dt = (Q16, "<f2") if codebook_dtype == "f16" else (Q32, "<f4")
+    book = np.asarray(q.codebook[1:], dtype=dt).tobytes()
+    cs = encode_stream(entry_codes, 1 << q.bits, coders)
+    out = [struct.pack("<BBBI", kind, q.bits, g, len(entry_codes)), book, struct.pack("<I", len(cs)), cs]
+    info = {"kind": "quantized", "bits": q.bits, "gap_bits": g, "entries": len(entry_codes),
+            "nonzero": int(np.count_nonzero(flat)), "codebook_bytes": len(book), "codes_bytes": len(cs),
+            "codes_coder": stream_coder(cs), "index_bytes": 0, "index_coder": ""}
+    if g:
+        gs = encode_stream(gaps, 1 << g, coders)
+        out += [struct.pack("<I", len(gs)), gs]
+        info |= {"index_bytes": len(gs), "index_coder": stream_coder(gs)}
+    return b"".join(out), info
+
+
+def _header_of(w: Weights) -> dict:
+    classes: list[str] | str = w.classes
+    class_ids = w.class_ids
+    if len(w.classes) == 1000:
+        try:
+            if (class_ids, w.classes) == tuple(imagenet_classes()):
+                classes, class_ids = "imagenet", None
+        except SqueezeNetError:
+            pass
+    return {"arch": w.arch, "config": w.config, "classes": classes, "class_ids": class_ids,
+            "preprocessing": w.preprocessing.to_dict(), "meta": w.meta}
+
+
+def encode(weights: Weights, quantized: dict[str, Quantized], *, gap_bits: int | None = None,
+           coders: tuple[str, ...] = ("raw", "huffman", "ans"), float_dtype: str = "f16",
+           codebook_dtype: str = "f16") -> tuple[bytes, list[dict]]:
+    """The file's bytes and, per tensor, what it cost.
+
+    Tensors named in `quantized` are stored as codes and codebook, the rest of the state_dict (biases) in
+    `float_dtype`; `gap_bits=None` picks the index width per layer.
+    """
+    if weights.arch not in ARCHS:
+        raise ValueError(f"the .sqz format stores {' and '.join(ARCHS)}, not {weights.arch}")
+    if gap_bits is not None and gap_bits not in GAP_BITS:
+        raise ValueError(f"gap_bits must be one of {GAP_BITS}, got {gap_bits}")
+    if float_dtype not in ("f16", "f32") or codebook_dtype not in ("f16", "f32"):
+        raise ValueError("float_dtype and codebook_dtype must be 'f16' or 'f32'")
+    with torch.device("meta"):
+        model = architecture(weights.arch, weights.config)
+    expected = model.state_dict()
+    tensors = {k: quantized.get(k, v) for k, v in weights.state_dict.items()}
+    if list(tensors) != list(expected) or set(quantized) - set(expected):
+        diff = sorted((set(expected) ^ set(tensors)) | (set(quantized) - set(expected)))
+        raise ValueError(f"weights do not match their configuration (first difference: "
+                         f"{diff[0] if diff else 'order'})")
+    header = _header_of(weights) | {"config": describe(model)[1],
+                                    "tensors": [[k, list(v.shape)] for k, v in expected.items()]}
+    head = zlib.compress(json.dumps(header, separators=(",", ":")).encode(), 9)
+    parts = [MAGIC, struct.pack("<BI", VERSION, len(head)), head, struct.pack("<H", len(tensors))]
+    layers = []
+    for name, t in tensors.items():
+        shape = tuple(expected[name].shape)
+        if isinstance(t, Quantized):
+            if t.codes.shape != shape:
+                raise ValueError(f"{name}: codes of shape {t.codes.shape}, expected {shape}")
+            rec, info = _quantized_record(t, gap_bits, coders, codebook_dtype)
+        else:
+            a = t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
+            if a.shape != shape:
+                raise ValueError(f"{name}: shape {a.shape}, expected {shape}")
+            kind = I64 if a.dtype.kind in "iu" else (F16 if float_dtype == "f16" else F32)
+            rec = bytes([kind]) + np.ascontiguousarray(a, dtype=_RAW[kind]).tobytes()
+            info = {"kind": _RAW[kind].name, "raw_bytes": len(rec) - 1}
+        parts.append(rec)
+        layers.append({"name": name, "shape": list(shape), "numel": int(np.prod(shape)), "bytes": len(rec)} | info)
+    body = b"".join(parts)
+    return body + struct.pack("<I", zlib.crc32(body)), layers
+
+
+class _Reader:
+    """A cursor over untrusted bytes: every read states its size and is checked against what remains."""
+
+    def __init__(self, data: bytes, end: int) -> None:
+        self.data, self.pos, self.end = memoryview(data), 0, end
+
+    def take(self, n: int, what: str) -> memoryview:
+        if n < 0 or n > self.end - self.pos:
+            raise SqueezeNetError(f"truncated file: {what} needs {n:,} bytes at offset {self.pos:,}, "
+                                  f"{self.end - self.pos:,} remain")
+        self.pos += n
+        return self.data[self.pos - n:self.pos]
+
+    def unpack(self, fmt: str, what: str) -> tuple:
+        return struct.unpack(fmt, self.take(struct.calcsize(fmt), what))
+
+
+def _header(raw: bytes) -> dict:
+    d = zlib.decompressobj()
+    try:
+        text = d.decompress(raw, MAX_HEADER)
+        if d.unconsumed_tail or not d.eof:
+            raise SqueezeNetError("corrupt header (bad or oversized compressed JSON)")
+        header = json.loads(text)
+    except (zlib.error, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise SqueezeNetError(f"corrupt header: {e}") from None
+    if not isinstance(header, dict) or header.get("arch") not in ARCHS or not isinstance(header.get("config"), dict):
+        raise SqueezeNetError(f"header does not describe a {' or '.join(ARCHS)} (arch/config missing)")
+    return header
+
+
+def _expected(header: dict) -> tuple[list[tuple[str, tuple[int, ...]]], int]:
+    """The tensors the header declares (names and shapes, in file order) and the number of classes, checked
+    against the configuration before anything is read."""
+    tensors = header.get("tensors")
+    ok = isinstance(tensors, list) and all(
+        isinstance(t, list) and len(t) == 2 and isinstance(t[0], str) and isinstance(t[1], list)
+        and len(t[1]) <= 4 and all(type(d) is int and 0 < d < 1 << 31 for d in t[1]) for t in tensors)
+    if not ok or len({t[0] for t in tensors}) != len(tensors):
+        raise SqueezeNetError("header has no valid tensor list")
+    out = [(name, tuple(shape)) for name, shape in tensors]
+    total = sum(int(np.prod(shape, dtype=np.int64)) for _, shape in out)
+    if total > MAX_PARAMS:
+        raise SqueezeNetError(f"header describes a model of {total:,} parameters, more than {MAX_PARAMS:,}")
+    try:
+        with torch.device("meta"):
+            model = architecture(header["arch"], header["config"])
+    except (TypeError, ValueError, OverflowError) as e:
+        raise SqueezeNetError(f"header holds an invalid configuration: {str(e).splitlines()[0]}") from None
+    if [(k, tuple(v.shape)) for k, v in model.state_dict().items()] != out:
+        raise SqueezeNetError("the declared tensors are not those of the configuration")
+    return out, model.num_classes
+
+
+def _stream(r: _Reader, count: int, alphabet: int, what: str) -> tuple[np.ndarray, int, str]:
+    (n,) = r.unpack("<I", what)
+    data = bytes(r.take(n, what))
+    return decode_stream(data, count, alphabet), n, stream_coder(data)
+
+
+def _weights(header: dict, state: dict[str, torch.Tensor], num_classes: int) -> Weights:
+    try:
+        classes, class_ids = header["classes"], header.get("class_ids")
+        if classes == "imagenet":
+            class_ids, classes = imagenet_classes()
+        w = Weights(header["arch"], header["config"], state, list(classes),
+                    Preprocessing.from_dict(header["preprocessing"]), class_ids, dict(header.get("meta") or {}))
+    except (KeyError, TypeError, ValueError) as e:
+        raise SqueezeNetError(f"damaged header ({type(e).__name__}: {e})") from None
+    if len(w.classes) != num_classes or not all(isinstance(c, str) for c in w.classes):
+        raise SqueezeNetError(f"header names {len(w.classes)} classes for a model with {num_classes} outputs")
+    return w
+
+
+def decode(data: bytes) -> Decoded:
+    """Parse and validate a whole file; raises SqueezeNetError naming the first problem."""
+    if len(data) < len(MAGIC) + 9 or data[:len(MAGIC)] != MAGIC:
+        raise SqueezeNetError("not a .sqz file (bad magic or too short)")
+    if struct.unpack("<I", data[-4:])[0] != zlib.crc32(memoryview(data)[:-4]):
+        raise SqueezeNetError("checksum mismatch: the file is corrupted")
+    r = _Reader(data, len(data) - 4)
+    r.take(len(MAGIC), "magic")
+    version, hlen = r.unpack("<BI", "version")
+    if version != VERSION:
+        raise SqueezeNetError(f"unsupported .sqz version {version} (this reader knows {VERSION})")
+    header = _header(bytes(r.take(hlen, "header")))
+    expected, num_classes = _expected(header)
+    (count,) = r.unpack("<H", "tensor count")
+    if count != len(expected):
+        raise SqueezeNetError(f"file holds {count} tensors, the configuration has {len(expected)}")
+    state, layers, quantized = {}, [], {}
+    for name, shape in expected:
+        numel = int(np.prod(shape, dtype=np.int64))
+        start = r.pos
+        (kind,) = r.unpack("<B", f"{name} kind")
+        info: dict = {"name": name, "shape": list(shape), "numel": numel}
+        if kind in _RAW:
+            a = np.frombuffer(r.take(numel * _RAW[kind].itemsize, name), _RAW[kind])
+            if a.dtype.kind == "f" and not np.isfinite(a).all():
+                raise SqueezeNetError(f"{name}: non-finite values")
+            t = torch.from_numpy(a.astype(np.float32 if kind != I64 else np.int64).reshape(shape))
+            info |= {"kind": _RAW[kind].name, "raw_bytes": numel * _RAW[kind].itemsize}
+        elif kind in (Q16, Q32):
+            bits, g, entries = r.unpack("<BBI", f"{name} layer header")
+            if not 1 <= bits <= 8 or g not in GAP_BITS or entries > numel or (g == 0 and entries != numel):
+                raise SqueezeNetError(f"{name}: bad layer header (bits={bits}, gap_bits={g}, entries={entries:,} "
+                                      f"for {numel:,} weights)")
+            dt = "<f2" if kind == Q16 else "<f4"
+            book = np.frombuffer(r.take(((1 << bits) - 1) * np.dtype(dt).itemsize, f"{name} codebook"), dt)
+            if not np.isfinite(book).all():
+                raise SqueezeNetError(f"{name}: non-finite codebook")
+            codes, nc, cc = _stream(r, entries, 1 << bits, f"{name} codes")
+            info |= {"kind": "quantized", "bits": bits, "gap_bits": g, "entries": entries,
+                     "codebook_bytes": book.nbytes, "codes_bytes": nc, "codes_coder": cc, "index_bytes": 0,
+                     "index_coder": ""}
+            if g:
+                gaps, ng, gc = _stream(r, entries, 1 << g, f"{name} index")
+                flat = dense_from_index(codes, gaps, numel)
+                info |= {"index_bytes": ng, "index_coder": gc}
+            else:
+                flat = codes.astype(np.uint8)
+            table = np.concatenate([[0.0], book.astype(np.float32)]).astype(np.float32)
+            quantized[name] = Quantized(flat.reshape(shape), table, bits)
+            t = torch.from_numpy(table[flat].reshape(shape))
+            info["nonzero"] = int(np.count_nonzero(flat))
+        else:
+            raise SqueezeNetError(f"{name}: unknown tensor kind {kind}")
+        state[name] = t
+        layers.append(info | {"bytes": r.pos - start})
+    if r.pos != r.end:
+        raise SqueezeNetError(f"{r.end - r.pos:,} unexpected bytes after the last tensor")
+    weights = _weights(header, state, num_classes)
+    weights.codebooks = quantized
+    return Decoded(weights, quantized, layers)
+
+
+def write(path: str | Path, weights: Weights, quantized: dict[str, Quantized], **kw) -> list[dict]:
+    """Encode and write atomically; returns the per-tensor costs (see `encode`)."""
+    data, layers = encode(weights, quantized, **kw)
+    write_bytes(path, data)
+    return layers
+
+
+def read(path: str | Path) -> Weights:
+    """`squeezenet.load`'s reader for .sqz files."""
+    path = Path(path)
+    try:
+        return decode(path.read_bytes()).weights
+    except SqueezeNetError as e:
+        raise SqueezeNetError(f"{path}: {e}") from None
+
+
+def is_sqz(data: bytes) -> bool:
+    return data[:len(MAGIC)] == MAGIC
+

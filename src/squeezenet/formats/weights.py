@@ -1,0 +1,157 @@
+"""Weights that know what they are, as torchvision's do: architecture, classes, preprocessing, provenance.
+
+`load(path)` reads every format the project knows, dispatching on the file's first bytes or its suffix:
+the authors' Deep Compression `.net` (its prototxt found beside it) and the project's safetensors (metadata as
+JSON in the header). Other formats join with `register_format`. Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from squeezenet.errors import SqueezeNetError
+from squeezenet.models.preprocessing import Preprocessing
+from squeezenet.models.registry import architecture, describe
+from squeezenet.paths import imagenet_classes_file
+
+
+@dataclass
+class Quantized:
+    """A weight-shared tensor: `codebook[codes]`, code 0 is 0.0 (pruned or a filler)."""
+
+    codes: np.ndarray  # uint8, the tensor's shape
+    codebook: np.ndarray  # float (2^bits,), codebook[0] == 0
+    bits: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.bits <= 8 or len(self.codebook) != 1 << self.bits or self.codebook[0] != 0:
+            raise ValueError(f"need a codebook of 2^bits entries starting with 0.0 (bits={self.bits})")
+        if self.codes.size and int(self.codes.max()) >= 1 << self.bits:
+            raise ValueError(f"codes exceed {self.bits} bits")
+
+    @property
+    def weight(self) -> np.ndarray:
+        return self.codebook[self.codes].astype(np.float32)
+
+
+@dataclass
+class Weights:
+    """A state_dict with everything needed to use it. `class_ids` (e.g. wnids) map class folders to labels.
+
+    `codebooks` holds the weight-shared tensors as stored when the file had them (the authors' `.net`, `.sqz`),
+    so that they can be re-encoded losslessly."""
+
+    arch: str
+    config: dict
+    state_dict: dict[str, torch.Tensor]
+    classes: list[str]
+    preprocessing: Preprocessing
+    class_ids: list[str] | None = None
+    meta: dict = field(default_factory=dict)
+    codebooks: dict[str, Quantized] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def build(self) -> nn.Module:
+        """The network with these weights, in eval mode; a state_dict that does not fit is a SqueezeNetError.
+
+        The fit is checked on the meta device first, so a forged configuration allocates nothing.
+        """
+        with torch.device("meta"):
+            expected = architecture(self.arch, self.config).state_dict()
+        missing = sorted(set(expected) - set(self.state_dict))
+        extra = sorted(set(self.state_dict) - set(expected))
+        wrong = [k for k in expected if k in self.state_dict and self.state_dict[k].shape != expected[k].shape]
+        if missing or extra or wrong:
+            what = (f"missing {missing[0]!r}" if missing else f"unexpected {extra[0]!r}" if extra else
+                    f"{wrong[0]!r} has shape {tuple(self.state_dict[wrong[0]].shape)}, "
+                    f"expected {tuple(expected[wrong[0]].shape)}")
+            raise SqueezeNetError(f"weights do not fit their {self.arch} configuration: {what}")
+        model = architecture(self.arch, self.config)
+        if model.num_classes != self.num_classes:
+            raise SqueezeNetError(f"{self.num_classes} class names for a model with {model.num_classes} outputs")
+        model.load_state_dict(self.state_dict)
+        return model.eval()
+
+    @classmethod
+    def from_model(cls, model: nn.Module, classes: list[str], preprocessing: Preprocessing,
+                   class_ids: list[str] | None = None, meta: dict | None = None) -> Weights:
+        """Wrap a trained SqueezeNet or AlexNet (e.g. to `save` it at the end of training)."""
+        arch, config = describe(model)
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        return cls(arch, config, state, list(classes), preprocessing, class_ids, dict(meta or {}))
+
+
+Reader = Callable[..., Weights]  # (path, **options)
+
+
+@dataclass(frozen=True)
+class WeightFormat:
+    name: str
+    reader: Reader
+    suffixes: tuple[str, ...] = ()
+    magic: bytes | None = None
+
+
+FORMATS: list[WeightFormat] = []
+
+
+def register_format(name: str, reader: Reader, suffixes: tuple[str, ...] = (), magic: bytes | None = None) -> None:
+    """Teach `load` a format: files starting with `magic` (checked first), else ending with one of `suffixes`."""
+    FORMATS[:] = [f for f in FORMATS if f.name != name]
+    FORMATS.append(WeightFormat(name, reader, tuple(s.lower() for s in suffixes), magic))
+
+
+BUNDLED = {"imagenette": "squeezenet1_1-imagenette.sqz"}  # shipped inside the package: works with no data at hand
+
+
+def bundled_path(name: str) -> Path:
+    return Path(__file__).parents[1] / "assets" / BUNDLED[name]
+
+
+def resolve(path: str | Path) -> Path:
+    """The file a weights argument names: a path, or a bundled model's name (`imagenette`)."""
+    return bundled_path(str(path)) if str(path) in BUNDLED and not Path(path).exists() else Path(path)
+
+
+def load(path: str | Path, prototxt: str | Path | None = None) -> Weights:
+    """Read weights in any known format, or a bundled model by name (`load("imagenette")`).
+
+    `prototxt` overrides the one found beside a Deep Compression file.
+    """
+    path = resolve(path)
+    if not path.is_file():
+        raise SqueezeNetError(f"weights file not found: {path} (bundled models: {', '.join(BUNDLED)})")
+    if prototxt is not None:
+        return next(f for f in FORMATS if f.name == "deep-compression").reader(path, prototxt)
+    with open(path, "rb") as f:
+        head = f.read(64)
+    for fmt in FORMATS:
+        if fmt.magic is not None and head.startswith(fmt.magic):
+            return fmt.reader(path)
+    for fmt in FORMATS:
+        if path.suffix.lower() in fmt.suffixes:
+            return fmt.reader(path)
+    known = ", ".join(s for f in FORMATS for s in f.suffixes)
+    raise SqueezeNetError(f"{path}: unknown weights format (known: {known})")
+
+
+def imagenet_classes() -> tuple[list[str], list[str]]:
+    """(wnids, human-readable names) of the 1000 ImageNet classes, read from the shared data."""
+    path = imagenet_classes_file()
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        raise SqueezeNetError(f"ImageNet class names not found at {path} (set SQUEEZENET_SHARED)") from None
+    pairs = [line.split(" ", 1) for line in lines if line.strip()]
+    if len(pairs) != 1000 or any(len(p) != 2 for p in pairs):
+        raise SqueezeNetError(f"{path}: expected 1000 lines 'wnid names'")
+    return [p[0] for p in pairs], [p[1].strip() for p in pairs]

@@ -1,0 +1,141 @@
+"""The paper's design space as data: one `SqueezeNetConfig` describes any member of the family.
+
+Section 5 of the paper generates the eight fire modules from five metaparameters; the stem and the
+positions of the max pools complete the macroarchitecture, so v1.0 and v1.1 are just two named configs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+
+BYPASS_KINDS = ("none", "simple", "complex")
+
+
+INIT_KINDS = ("paper", "torchvision")
+
+
+NUM_FIRES = 8  # fire2 .. fire9
+
+
+@dataclass(frozen=True)
+class FireSpec:
+    """One fire module: its name, input channels and the three filter counts."""
+
+    name: str
+    in_channels: int
+    s1x1: int
+    e1x1: int
+    e3x3: int
+
+    @property
+    def out_channels(self) -> int:
+        return self.e1x1 + self.e3x3
+
+
+@dataclass(frozen=True)
+class SqueezeNetConfig:
+    """Metaparameters (Section 5), macroarchitecture (stem, pools, bypass) and training-time options.
+
+    Defaults are SqueezeNet v1.0 exactly as Table 1.
+    `pool_after` lists the layers followed by a 3x3/2 max pool: 1 is conv1, n >= 2 is fire n.
+    `conv10_padding=1` is the Caffe variant of the authors' released weights.
+    `final_relu=False` and `batch_norm=True` are the trainability variants offered by the training recipe.
+    """
+
+    base_e: int = 128
+    incr_e: int = 128
+    freq: int = 2
+    pct3x3: float = 0.5
+    sr: float = 0.125
+    stem_filters: int = 96
+    stem_kernel: int = 7
+    stem_stride: int = 2
+    pool_after: tuple[int, ...] = (1, 4, 8)
+    bypass: str = "none"
+    num_classes: int = 1000
+    dropout: float = 0.5
+    conv10_padding: int = 0
+    final_relu: bool = True
+    batch_norm: bool = False
+    init: str = "torchvision"
+    extra: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pool_after", tuple(int(p) for p in self.pool_after))
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError naming the offending value for a configuration that cannot be built."""
+        if not self.sr > 0:
+            raise ValueError(f"sr must be > 0, got {self.sr}")
+        if not 0 < self.pct3x3 < 1:
+            raise ValueError(f"pct3x3 must be in (0, 1), got {self.pct3x3}")
+        for name in ("base_e", "freq", "stem_filters", "stem_kernel", "stem_stride", "num_classes"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.incr_e < 0:
+            raise ValueError(f"incr_e must be >= 0, got {self.incr_e}")
+        if self.bypass not in BYPASS_KINDS:
+            raise ValueError(f"unknown bypass kind {self.bypass!r}; choose one of {', '.join(BYPASS_KINDS)}")
+        if self.init not in INIT_KINDS:
+            raise ValueError(f"unknown init {self.init!r}; choose one of {', '.join(INIT_KINDS)}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.conv10_padding not in (0, 1):
+            raise ValueError(f"conv10_padding must be 0 or 1, got {self.conv10_padding}")
+        bad = [p for p in self.pool_after if not 1 <= p <= NUM_FIRES + 1]
+        if bad or len(set(self.pool_after)) != len(self.pool_after):
+            raise ValueError(f"pool_after must name distinct layers 1..{NUM_FIRES + 1}, got {self.pool_after}")
+        for f in self.fires():
+            if min(f.s1x1, f.e1x1, f.e3x3) < 1:
+                raise ValueError(f"{f.name} would have a zero-width layer (s1x1={f.s1x1}, e1x1={f.e1x1}, "
+                                 f"e3x3={f.e3x3}); raise base_e, sr or move pct3x3 away from 0/1")
+            if f.s1x1 > f.out_channels:  # equality allowed: the paper's SR sweep ends at 1.0
+                raise ValueError(f"{f.name}: squeeze s1x1={f.s1x1} must not exceed expand "
+                                 f"e1x1+e3x3={f.out_channels} (sr={self.sr} too large; at most 1.0)")
+
+    def fires(self) -> list[FireSpec]:
+        """The fire modules from the metaparameters: e_i = base_e + incr_e * floor(i / freq)."""
+        specs, in_ch = [], self.stem_filters
+        for i in range(NUM_FIRES):
+            e = self.base_e + self.incr_e * math.floor(i / self.freq)
+            e3 = int(round(self.pct3x3 * e))
+            s = int(round(self.sr * e))
+            specs.append(FireSpec(f"fire{i + 2}", in_ch, s, e - e3, e3))
+            in_ch = e
+        return specs
+
+    def bypass_of(self, fire: FireSpec) -> str:
+        """'identity', 'conv' or 'none' for one fire module under this config's bypass kind.
+
+        Simple bypass needs matching channels (fire3/5/7/9 of v1.0); complex adds a 1x1 conv elsewhere.
+        """
+        if self.bypass == "none":
+            return "none"
+        if fire.in_channels == fire.out_channels:
+            return "identity"
+        return "conv" if self.bypass == "complex" else "none"
+
+    def replace(self, **changes) -> SqueezeNetConfig:
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("extra")
+        d["pool_after"] = list(self.pool_after)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SqueezeNetConfig:
+        known = {f.name for f in fields(cls)} - {"extra"}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown configuration keys: {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+
+SQUEEZENET1_0 = SqueezeNetConfig()
+
+
+SQUEEZENET1_1 = SqueezeNetConfig(stem_filters=64, stem_kernel=3, pool_after=(1, 3, 5))

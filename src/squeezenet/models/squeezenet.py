@@ -1,0 +1,152 @@
+"""The Fire module and the SqueezeNet network, built from a `SqueezeNetConfig`.
+
+Module and attribute names follow torchvision (`features.3.squeeze.weight`, `classifier.1.weight`), so
+torchvision checkpoints of v1.0/v1.1 load unchanged; the variants only add keys (`shortcut`, `*_bn`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from squeezenet.models.config import FireSpec, SqueezeNetConfig
+
+
+def _relu(channels: int, batch_norm: bool) -> nn.Module:
+    return nn.Sequential(nn.BatchNorm2d(channels), nn.ReLU(inplace=True)) if batch_norm else nn.ReLU(inplace=True)
+
+
+class Fire(nn.Module):
+    """squeeze 1x1 -> ReLU -> [expand 1x1, expand 3x3 (padding 1)] -> ReLU -> concat, plus an optional bypass.
+
+    bypass: 'identity' (simple bypass, needs in == out channels) or 'conv' (complex bypass: a 1x1 convolution
+    on the shortcut). The sum is not followed by a ReLU (paper, Section 6); with BatchNorm it is normalised.
+    """
+
+    def __init__(self, in_channels: int, s1x1: int, e1x1: int, e3x3: int, bypass: str = "none",
+                 batch_norm: bool = False) -> None:
+        super().__init__()
+        self.in_channels, self.out_channels = in_channels, e1x1 + e3x3
+        self.squeeze = nn.Conv2d(in_channels, s1x1, kernel_size=1)
+        self.squeeze_activation = _relu(s1x1, batch_norm)
+        self.expand1x1 = nn.Conv2d(s1x1, e1x1, kernel_size=1)
+        self.expand1x1_activation = _relu(e1x1, batch_norm)
+        self.expand3x3 = nn.Conv2d(s1x1, e3x3, kernel_size=3, padding=1)
+        self.expand3x3_activation = _relu(e3x3, batch_norm)
+        if s1x1 > e1x1 + e3x3:
+            raise ValueError(f"squeeze s1x1={s1x1} must not exceed expand e1x1+e3x3={e1x1 + e3x3}")
+        if bypass == "identity" and in_channels != self.out_channels:
+            raise ValueError(f"identity bypass needs in_channels == out_channels, got {in_channels} != "
+                             f"{self.out_channels}")
+        if bypass not in ("none", "identity", "conv"):
+            raise ValueError(f"unknown fire bypass {bypass!r}")
+        self.bypass = bypass
+        if bypass == "conv":
+            self.shortcut = nn.Conv2d(in_channels, self.out_channels, kernel_size=1)
+        # With BatchNorm, the sum of two non-negative maps doubles the mean of conv10's input and quadruples the
+        # curvature along it: lr 0.1 diverges in the first epoch. Normalising the sum keeps the bypass variants
+        # on the same recipe as the vanilla net (results/explore/README.md).
+        self.sum_norm = nn.BatchNorm2d(self.out_channels) if batch_norm and bypass != "none" else nn.Identity()
+
+    @classmethod
+    def from_spec(cls, spec: FireSpec, bypass: str = "none", batch_norm: bool = False) -> Fire:
+        return cls(spec.in_channels, spec.s1x1, spec.e1x1, spec.e3x3, bypass, batch_norm)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.squeeze_activation(self.squeeze(x))
+        out = torch.cat([self.expand1x1_activation(self.expand1x1(s)),
+                         self.expand3x3_activation(self.expand3x3(s))], 1)
+        if self.bypass == "identity":
+            out = out + x
+        elif self.bypass == "conv":
+            out = out + self.shortcut(x)
+        return self.sum_norm(out)
+
+
+def conv_out(n: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
+    return (n + 2 * padding - kernel) // stride + 1
+
+
+def pool_out(n: int, kernel: int = 3, stride: int = 2) -> int:
+    """Max pool output size with ceil rounding (Caffe), as PyTorch's ceil_mode=True computes it."""
+    out = -((n - kernel) // -stride) + 1
+    if (out - 1) * stride >= n:  # the last window must start inside the input
+        out -= 1
+    return out
+
+
+def min_input_size(config: SqueezeNetConfig) -> int:
+    """The smallest square input every layer of this configuration accepts (conv1 and the pools shrink it)."""
+
+    def fits(n: int) -> bool:
+        n = conv_out(n, config.stem_kernel, config.stem_stride)
+        for _ in config.pool_after:
+            n = pool_out(n) if n >= 1 else 0
+        return n >= 1
+
+    return next(n for n in range(1, 4096) if fits(n))
+
+
+class SqueezeNet(nn.Module):
+    """Any member of the SqueezeNet family; see `SqueezeNetConfig`."""
+
+    def __init__(self, config: SqueezeNetConfig | None = None) -> None:
+        super().__init__()
+        self.config = config = config or SqueezeNetConfig()
+        self.min_input_size = min_input_size(config)
+        layers: list[nn.Module] = [
+            nn.Conv2d(3, config.stem_filters, kernel_size=config.stem_kernel, stride=config.stem_stride),
+            _relu(config.stem_filters, config.batch_norm),
+        ]
+        if 1 in config.pool_after:
+            layers.append(nn.MaxPool2d(3, 2, ceil_mode=True))
+        for idx, spec in enumerate(config.fires(), start=2):
+            layers.append(Fire.from_spec(spec, config.bypass_of(spec), config.batch_norm))
+            if idx in config.pool_after:
+                layers.append(nn.MaxPool2d(3, 2, ceil_mode=True))
+        self.features = nn.Sequential(*layers)
+        final_conv = nn.Conv2d(config.fires()[-1].out_channels, config.num_classes, kernel_size=1,
+                               padding=config.conv10_padding)
+        self.classifier = nn.Sequential(
+            nn.Dropout(p=config.dropout),
+            final_conv,
+            nn.ReLU(inplace=True) if config.final_relu else nn.Identity(),
+            nn.AdaptiveAvgPool2d((1, 1)),
+        )
+        if not final_conv.weight.is_meta:  # on the meta device only the shapes count (and normal_ there is slow)
+            self.reset_parameters(config.init)
+
+    @property
+    def num_classes(self) -> int:
+        return self.config.num_classes
+
+    @property
+    def final_conv(self) -> nn.Conv2d:
+        return self.classifier[1]
+
+    def reset_parameters(self, init: str = "torchvision") -> None:
+        """'paper': Caffe's Xavier (uniform, fan-in) and conv10 N(0, 0.01); 'torchvision': Kaiming uniform."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                if m is self.final_conv:
+                    nn.init.normal_(m.weight, mean=0.0, std=0.01)
+                elif init == "paper":
+                    bound = math.sqrt(3.0 / (m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]))
+                    nn.init.uniform_(m.weight, -bound, bound)
+                else:
+                    nn.init.kaiming_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export():
+            if x.dim() != 4 or x.shape[1] != 3:
+                raise ValueError(f"expected input of shape (N, 3, H, W), got {tuple(x.shape)}")
+            if min(x.shape[-2:]) < self.min_input_size:
+                raise ValueError(f"input {x.shape[-2]}x{x.shape[-1]} is smaller than the minimum input size "
+                                 f"{self.min_input_size}x{self.min_input_size} of this configuration")
+        return torch.flatten(self.classifier(self.features(x)), 1)
