@@ -9,7 +9,8 @@ import pytest
 
 from squeezenet.cli import main
 from squeezenet.errors import SqueezeNetError
-from squeezenet.formats.deepcompression import parse_prototxt, read_net, read_prototxt
+from squeezenet.formats.deepcompression import read_net
+from squeezenet.formats.prototxt import parse_prototxt, read_prototxt
 
 NET = "compressed_SqueezeNet.net"
 PROTOTXT = "SqueezeNet_deploy.prototxt"

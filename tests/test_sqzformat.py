@@ -182,4 +182,5 @@ def test_forged_and_truncated_alexnet_files_are_rejected(alexnet_sqz):
         full = squeezenet.create_model("alexnet")
     tensors = [[k, list(v.shape)] for k, v in full.state_dict().items()]
     with pytest.raises(SqueezeNetError, match="truncated|holds"):
-        sqzformat.decode(_with_header(data, {"config": full.config, "tensors": tensors, "classes": ["x"] * 1000}))
+        header = {"config": full.config.to_dict(), "tensors": tensors, "classes": ["x"] * 1000}
+        sqzformat.decode(_with_header(data, header))

@@ -5,7 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from squeezenet.compression.prune import PROFILES
+from squeezenet.compression.quantize import INITS
+from squeezenet.errors import ConfigError
+from squeezenet.formats.sqz import GAP_BITS
 from squeezenet.formats.weights import Weights
+from squeezenet.options import check, option
 
 LOSSES = ("distill", "labels", "both")
 
@@ -19,39 +23,51 @@ class CompressOptions:
     quantization and keeps fp32 weights.
     """
 
-    profile: str | None = "table1"
-    density: float | None = None
-    quality: float | None = None
-    svd: str | None = None
-    quantize: bool = True
-    bits: int = 6
-    fc_bits: int | None = None
-    init: str = "linear"
-    rate: float = 0.0
-    fisher_batches: int = 0
-    retrain_epochs: float = 0.0
-    finetune_epochs: float = 0.0
-    loss: str = "distill"
-    temperature: float = 2.0
-    lr_retrain: float = 1e-4
-    lr_finetune: float = 3e-5
-    batch_size: int = 32
-    train_limit: int | None = 4000
-    gap_bits: int | None = None
-    coders: tuple[str, ...] = ("raw", "huffman", "ans")
-    seed: int = 0
+    profile: str | None = option("table1", choices=(*PROFILES, "none"), help="per-layer densities: table1 "
+                                 "(SqueezeNet's default), alexnet (Han et al. 2015, AlexNet's default), none")
+    density: float | None = option(None, low=1e-6, high=1.0, help="one global magnitude threshold keeping this "
+                                   "fraction of the weights")
+    quality: float | None = option(None, low=0.0, high=100.0, help="prune |w| < QUALITY x std(w) per layer "
+                                   "(Han et al.)")
+    svd: str | None = option(None, help="factorise AlexNet's fc layers first: one rank for every fc layer it "
+                             "shrinks (256) or per layer (fc6=256,fc7=128)")
+    quantize: bool = option(True, help="quantize (off: fp32 weights, pruned and/or factorised, as .safetensors)")
+    bits: int = option(6, low=1, high=8, help="bits per weight")
+    fc_bits: int | None = option(None, low=1, high=8, help="bits of the fully connected layers (default: --bits; "
+                                 "Deep Compression's AlexNet: 8 and 5)")
+    init: str = option("linear", choices=INITS, help="k-means initialization; optimal: exact least squares by "
+                       "dynamic programming")
+    rate: float = option(0.0, low=0.0, high=1e3, help="with --init optimal: entropy-constrained clustering, "
+                         "squared error traded for bits")
+    fisher_batches: int = option(0, low=0, high=10**6, help="weight the clustering by the Fisher information "
+                                 "measured on N batches of --data")
+    retrain_epochs: float = option(0.0, low=0.0, high=1000.0, help="retraining after pruning (gradual, AGP) "
+                                   "and/or SVD")
+    finetune_epochs: float = option(0.0, low=0.0, high=1000.0, help="centroid fine-tuning after quantization")
+    loss: str = option("distill", choices=LOSSES, help="soft targets from the uncompressed model, labels, or both")
+    temperature: float = option(2.0, low=0.05, high=100.0, help="distillation temperature")
+    lr_retrain: float = option(1e-4, low=1e-10, high=1.0, help="Adam learning rate of retraining")
+    lr_finetune: float = option(3e-5, low=1e-10, high=1.0, help="Adam learning rate of the centroids")
+    batch_size: int = option(32, low=1, high=65_536, help="images per fine-tuning step")
+    train_limit: int | None = option(4000, low=1, high=10**8, help="training images used, a seeded "
+                                     "class-balanced sample")
+    gap_bits: int | None = option(None, choices=GAP_BITS, help="relative index width (0: dense); default: the "
+                                  "smallest per layer")
+    coders: tuple[str, ...] = option(("raw", "huffman", "ans"), help="entropy coders tried per stream", cli=False)
+    seed: int = option(0, low=0, high=2**31 - 1, help="seed of sampling and fine-tuning")
 
     def validate(self) -> None:
+        check(self)
         if sum(x is not None for x in (self.profile, self.density, self.quality)) > 1:
-            raise ValueError("give at most one pruning target: profile, density or quality")
+            raise ConfigError("give at most one pruning target: profile, density or quality")
         if self.profile not in (None, "none", *PROFILES):
-            raise ValueError(f"unknown pruning profile {self.profile!r}; choose {', '.join(PROFILES)} or none")
+            raise ConfigError(f"unknown pruning profile {self.profile!r}; choose {', '.join(PROFILES)} or none")
         if not 1 <= self.bits <= 8 or not 1 <= (self.fc_bits or self.bits) <= 8:
-            raise ValueError(f"bits must be in 1..8, got {self.bits} (fc: {self.fc_bits})")
+            raise ConfigError(f"bits must be in 1..8, got {self.bits} (fc: {self.fc_bits})")
         if self.loss not in LOSSES:
-            raise ValueError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+            raise ConfigError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
         if min(self.retrain_epochs, self.finetune_epochs, self.fisher_batches, self.rate) < 0 or self.batch_size < 1:
-            raise ValueError("epochs, fisher_batches and rate must be >= 0 and batch_size >= 1")
+            raise ConfigError("epochs, fisher_batches and rate must be >= 0 and batch_size >= 1")
 
 
 @dataclass

@@ -38,6 +38,7 @@ from squeezenet.errors import SqueezeNetError
 from squeezenet.formats import sqz as sqzformat
 from squeezenet.formats.weights import Weights
 from squeezenet.models.alexnet import AlexNet
+from squeezenet.models.summary import fp32_bytes
 
 
 def default_profile(weights: Weights, svd: str | None) -> str | None:
@@ -83,13 +84,13 @@ def compress(weights: Weights, opts: CompressOptions, data_dir: str | Path | Non
         stages.append(row)
         log(f"{name}: {size:,} bytes" + (f", score {row['score']:.4f}" if "score" in row else ""))
 
-    stage("fp32", 4 * sum(p.numel() for p in teacher.state_dict().values()), teacher)
+    stage("fp32", fp32_bytes(teacher), teacher)
     if opts.svd:
         weights = factorize(weights, parse_ranks(opts.svd, teacher))
     model = weights.build()
     if opts.svd:
         ranks = ", ".join(f"{k} {r}" for k, r in weights.config["ranks"].items())
-        stage(f"SVD (rank {ranks})", 4 * sum(p.numel() for p in model.state_dict().values()), model)
+        stage(f"SVD (rank {ranks})", fp32_bytes(model), model)
     dens = densities_for(model, opts)
     pruner = Pruner(model, dens) if dens else None
     retrain = steps(opts.retrain_epochs)
@@ -107,7 +108,7 @@ def compress(weights: Weights, opts: CompressOptions, data_dir: str | Path | Non
         pruner.remove()
         stage("pruned", sparse_fp32_bytes(model), model)
     elif retrain:
-        stage("fine-tuned", 4 * sum(p.numel() for p in model.state_dict().values()), model)
+        stage("fine-tuned", fp32_bytes(model), model)
     meta = dict(weights.meta) | {"compression": {k: v for k, v in asdict(opts).items() if k != "coders"}}
 
     def result() -> Weights:
@@ -161,7 +162,7 @@ def reencode(weights: Weights, score: Callable[[nn.Module], float] | None = None
         raise SqueezeNetError("re-encoding is not lossless")  # would make every accuracy figure wrong
     stages: list[dict] = []
     model = weights.build()
-    for name, size in (("input (fp32)", 4 * sum(p.numel() for p in model.state_dict().values())),
+    for name, size in (("input (fp32)", fp32_bytes(model)),
                        (f"lossless: its {max(q.bits for q in weights.codebooks.values())}-bit codebooks, coded",
                         len(data))):
         stages.append({"stage": name, "bytes": size} | ({"score": float(score(model))} if score else {}))

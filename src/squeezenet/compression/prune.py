@@ -16,8 +16,9 @@ import torch
 from torch import nn
 
 from squeezenet.compression.quantize import quantizable
-from squeezenet.models.alexnet import AlexNet, LowRankLinear
-from squeezenet.models.squeezenet import Fire, SqueezeNet
+from squeezenet.errors import ConfigError
+from squeezenet.models.alexnet import AlexNet
+from squeezenet.models.squeezenet import SqueezeNet
 
 # Table 1's sparsity column (as densities) per fire module: squeeze, expand1x1, expand3x3; fire8's e3x3 is printed
 # 33% but the parameter count (and the released model) say 30%.
@@ -39,25 +40,8 @@ PROFILES = ("table1", "alexnet")
 
 
 def paper_names(model: SqueezeNet | AlexNet) -> dict[str, str]:
-    """state_dict weight name -> the paper's layer name ('conv1', 'fire2/squeeze1x1', ..., 'conv10'; AlexNet:
-    'conv1' .. 'fc8', a factorised layer's two factors 'fc6/first' and 'fc6/second')."""
-    if isinstance(model, AlexNet):
-        where = {m: n for n, m in model.named_modules()}
-        out = {}
-        for layer, m in model.layers().items():
-            if isinstance(m, LowRankLinear):
-                out |= {f"{where[m]}.{part}.weight": f"{layer}/{part}" for part in ("first", "second")}
-            else:
-                out[f"{where[m]}.weight"] = layer
-        return out
-    names = {"features.0.weight": "conv1", "classifier.1.weight": "conv10"}
-    fires = [(i, m) for i, m in enumerate(model.features) if isinstance(m, Fire)]
-    for n, (i, m) in enumerate(fires, start=2):
-        for part in ("squeeze", "expand1x1", "expand3x3"):
-            names[f"features.{i}.{part}.weight"] = f"fire{n}/{part}" + ("1x1" if part == "squeeze" else "")
-        if m.bypass == "conv":
-            names[f"features.{i}.shortcut.weight"] = f"fire{n}/shortcut"
-    return names
+    """state_dict weight name -> the paper's layer name (the model's `layer_names`)."""
+    return model.layer_names()
 
 
 def table1_densities(model: SqueezeNet) -> dict[str, float]:
@@ -106,7 +90,7 @@ def std_densities(model: nn.Module, quality: float) -> dict[str, float]:
 
 def _check_density(d: float) -> None:
     if not 0 < d <= 1:
-        raise ValueError(f"density must be in (0, 1], got {d}")
+        raise ConfigError(f"density must be in (0, 1], got {d}")
 
 
 def magnitude_mask(w: torch.Tensor, density: float, current: torch.Tensor | None = None) -> torch.Tensor:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from squeezenet.errors import ConfigError
 from squeezenet.formats.weights import Quantized
 
 INITS = ("linear", "kmeans++", "density", "optimal")
@@ -76,9 +77,9 @@ def kmeans_1d(values: torch.Tensor, k: int, init: str = "linear", iters: int = 5
     entropy-constrained; see `_optimal_centroids`.
     """
     if init not in INITS:
-        raise ValueError(f"unknown k-means init {init!r}; choose one of {', '.join(INITS)}")
+        raise ConfigError(f"unknown k-means init {init!r}; choose one of {', '.join(INITS)}")
     if penalty and init != "optimal":
-        raise ValueError("rate (entropy-constrained clustering) needs init 'optimal'")
+        raise ConfigError("rate (entropy-constrained clustering) needs init 'optimal'")
     v = values.detach().double().flatten()
     imp = torch.ones_like(v) if importance is None else importance.detach().double().flatten()
     imp = imp.clamp(min=1e-6 * float(imp.mean()) if imp.numel() else 0.0)  # zero importance would divide by zero
@@ -132,7 +133,7 @@ def quantize_tensor(w: torch.Tensor, bits: int = 6, init: str = "linear", rate: 
     this tensor's mean importance * w^2, so the trade-off is the same relative one in every layer.
     """
     if not 1 <= bits <= 8:
-        raise ValueError(f"bits must be in 1..8, got {bits}")
+        raise ConfigError(f"bits must be in 1..8, got {bits}")
     nz = w != 0
     imp = None if importance is None else importance[nz]
     if scale is None:

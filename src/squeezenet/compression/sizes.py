@@ -18,12 +18,13 @@ from squeezenet.compression.quantize import quantizable
 from squeezenet.formats import sqz as sqzformat
 from squeezenet.formats.weights import Weights
 from squeezenet.models.registry import create_model
+from squeezenet.models.summary import fp32_bytes
 
 
 def alexnet_fp32_bytes() -> int:
     """AlexNet's size in fp32 (the paper's 240 MB), the denominator of Table 2's "reduction" column."""
     with torch.device("meta"):
-        return 4 * sum(p.numel() for p in create_model("alexnet").parameters())
+        return fp32_bytes(create_model("alexnet"))
 
 
 def fp32_layers(model: nn.Module, sparse: bool) -> list[dict]:
@@ -90,7 +91,7 @@ def _report(weights: Weights, layers: list[dict], total: int, stages: list[dict]
     model = weights.build()
     rows = layer_table(layers, model)
     # against the input's fp32 (stage 0), which SVD makes differ from the result's architecture
-    fp32 = stages[0]["bytes"] if stages else 4 * sum(p.numel() for p in model.state_dict().values())
+    fp32 = stages[0]["bytes"] if stages else fp32_bytes(model)
     alexnet = alexnet_fp32_bytes()
     stages = [s | {"vs_alexnet": alexnet / s["bytes"]} for s in stages]
     return {"layers": rows, "total_bytes": total, "fp32_bytes": fp32, "vs_fp32": fp32 / total,

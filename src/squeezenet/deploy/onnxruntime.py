@@ -70,6 +70,7 @@ class InferenceModel:
     preprocessing: Preprocessing
     backend: str
     precision: str
+    arch: str = "squeezenet"
 
 
 def open_model(path: str | Path, backend: str | None = None, int8: bool = False,
@@ -88,7 +89,7 @@ def open_model(path: str | Path, backend: str | None = None, int8: bool = False,
     if not is_onnx and not int8 and backend != "onnxruntime":
         weights = load(path)
         return InferenceModel(weights.build(), weights.classes, weights.class_ids, weights.preprocessing,
-                              "torch", "fp32")
+                              "torch", "fp32", weights.arch)
     if is_onnx:
         model = read_onnx(path)
         desc = get_description(model, path)
@@ -105,5 +106,6 @@ def open_model(path: str | Path, backend: str | None = None, int8: bool = False,
     if calibrate:
         model = quantize_int8(model, calibration_batches(preprocessing, calibration))
     return InferenceModel(OrtModel(model), desc["classes"], desc.get("class_ids"), preprocessing,
-                          "onnxruntime", "int8" if int8 else desc.get("precision", "fp32"))
+                          "onnxruntime", "int8" if int8 else desc.get("precision", "fp32"),
+                          desc.get("arch", "squeezenet"))
 

@@ -23,7 +23,7 @@ import matplotlib
 import matplotlib.pyplot as plt  # noqa: E402
 
 from squeezenet.atomic import atomic_path, write_text
-from squeezenet.errors import SqueezeNetError
+from squeezenet.errors import ConfigError, SqueezeNetError
 from squeezenet.formats.weights import load
 from squeezenet.models.registry import create_model, model_config
 
@@ -88,7 +88,7 @@ def plan(sweep: str, out: str | Path, values: list | None = None, model: str = "
         parse = str if key == "bypass" else float
         combos = [{key: parse(v), **fixed} for v in (values or defaults)]
     else:
-        raise ValueError(f"unknown sweep {sweep!r}; choose one of sr, pct3x3, bypass, grid")
+        raise ConfigError(f"unknown sweep {sweep!r}; choose one of sr, pct3x3, bypass, grid")
     trials = []
     for c in combos:
         create_model(model, **c)  # an impossible configuration fails here, before anything runs

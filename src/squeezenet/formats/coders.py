@@ -17,7 +17,7 @@ import heapq
 import constriction
 import numpy as np
 
-from squeezenet.errors import SqueezeNetError
+from squeezenet.errors import ConfigError, SqueezeNetError
 
 RAW, HUFFMAN, ANS = 0, 1, 2
 
@@ -43,7 +43,7 @@ def sparse_index(codes: np.ndarray, gap_bits: int) -> tuple[np.ndarray, np.ndarr
     A run of zeros longer than 2^gap_bits - 1 is bridged by filler entries (gap = max, code 0), as in the paper.
     """
     if not 1 <= gap_bits <= 16:
-        raise ValueError(f"gap_bits must be in 1..16, got {gap_bits}")
+        raise ConfigError(f"gap_bits must be in 1..16, got {gap_bits}")
     span = 1 << gap_bits
     pos = np.flatnonzero(codes)
     gap = np.diff(pos, prepend=-1) - 1
@@ -216,11 +216,11 @@ def encode_stream(symbols: np.ndarray, alphabet: int, coders: tuple[str, ...] = 
     """One byte naming the coder, then its payload; the smallest of `coders` is kept."""
     symbols = np.asarray(symbols, dtype=np.int64)
     if len(symbols) and (symbols.min() < 0 or symbols.max() >= alphabet):
-        raise ValueError(f"symbols must lie in 0..{alphabet - 1}")
+        raise ConfigError(f"symbols must lie in 0..{alphabet - 1}")
     out = []
     for name in coders:
         if name not in CODERS:
-            raise ValueError(f"unknown coder {name!r}; choose from {', '.join(CODERS)}")
+            raise ConfigError(f"unknown coder {name!r}; choose from {', '.join(CODERS)}")
         if name == "raw":
             out.append(bytes([RAW]) + pack_bits(symbols, width_of(alphabet)))
         elif len(symbols):  # the entropy coders need at least one symbol for their tables
@@ -247,3 +247,24 @@ def decode_stream(data: bytes, count: int, alphabet: int) -> np.ndarray:
 
 def stream_coder(data: bytes) -> str:
     return {v: k for k, v in CODERS.items()}.get(data[0], "?") if data else "?"
+
+
+def entropy_bits(x: np.ndarray) -> float:
+    """The ideal cost in bits of coding `x` with its own symbol frequencies."""
+    if not len(x):
+        return 0.0
+    p = np.bincount(x) / len(x)
+    p = p[p > 0]
+    return float(-(p * np.log2(p)).sum() * len(x))
+
+
+def choose_gap_bits(codes: np.ndarray, bits: int, widths: tuple[int, ...]) -> int:
+    """The relative-index width among `widths` (0: dense, no index) with the fewest estimated bits: the entropy
+    of the codes and gaps streams plus their tables."""
+    best, best_cost = 0, entropy_bits(codes) + 8 * (1 << bits)
+    for g in (w for w in widths if w):
+        c, d = sparse_index(codes, g)
+        cost = entropy_bits(c) + entropy_bits(d) + 8 * ((1 << bits) + (1 << g)) + 32
+        if cost < best_cost:
+            best, best_cost = g, cost
+    return best

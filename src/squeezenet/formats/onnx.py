@@ -11,20 +11,14 @@ from pathlib import Path
 import onnx
 
 from squeezenet.errors import SqueezeNetError
-from squeezenet.formats.weights import Weights
-from squeezenet.models.preprocessing import Preprocessing
-
-METADATA_KEY = "squeezenet"
-
+from squeezenet.formats.weights import METADATA_KEY, Weights
 
 INPUT, OUTPUT = "input", "logits"
 
 
 def description(weights: Weights, precision: str = "fp32") -> dict:
     """What a runtime needs besides the graph: classes, class ids, preprocessing; plus provenance."""
-    return {"arch": weights.arch, "config": weights.config, "classes": weights.classes,
-            "class_ids": weights.class_ids, "preprocessing": weights.preprocessing.to_dict(),
-            "meta": weights.meta, "precision": precision}
+    return weights.header() | {"precision": precision}
 
 
 def set_description(model: onnx.ModelProto, desc: dict) -> None:
@@ -38,9 +32,9 @@ def get_description(model: onnx.ModelProto, source: str | Path = "model") -> dic
         raise SqueezeNetError(f"{source}: ONNX model without squeezenet metadata (not exported by this project)")
     try:
         desc = json.loads(props[METADATA_KEY])
-        Preprocessing.from_dict(desc["preprocessing"])
-        if not isinstance(desc["classes"], list):
-            raise TypeError("classes is not a list")
-    except (ValueError, KeyError, TypeError) as e:
-        raise SqueezeNetError(f"{source}: damaged squeezenet metadata ({type(e).__name__}: {e})") from None
+        Weights.from_header(desc, {})
+    except (ValueError, RecursionError) as e:
+        raise SqueezeNetError(f"{source}: damaged squeezenet metadata ({type(e).__name__})") from None
+    except SqueezeNetError as e:
+        raise SqueezeNetError(f"{source}: {e}") from None
     return desc

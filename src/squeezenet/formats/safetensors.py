@@ -13,10 +13,7 @@ from safetensors.torch import save_file
 
 from squeezenet.atomic import atomic_path
 from squeezenet.errors import SqueezeNetError
-from squeezenet.formats.weights import Weights
-from squeezenet.models.preprocessing import Preprocessing
-
-METADATA_KEY = "squeezenet"
+from squeezenet.formats.weights import METADATA_KEY, Weights
 
 
 def read_safetensors(path: Path) -> Weights:
@@ -30,11 +27,11 @@ def read_safetensors(path: Path) -> Weights:
     if meta_json is None:
         raise SqueezeNetError(f"{path}: safetensors file without squeezenet metadata (not written by this project)")
     try:
-        d = json.loads(meta_json)
-        weights = Weights(d["arch"], d["config"], state, list(d["classes"]),
-                          Preprocessing.from_dict(d["preprocessing"]), d.get("class_ids"), d.get("meta", {}))
-    except (ValueError, KeyError, TypeError) as e:
-        raise SqueezeNetError(f"{path}: damaged squeezenet metadata ({type(e).__name__}: {e})") from None
+        weights = Weights.from_header(json.loads(meta_json), state)
+    except (ValueError, RecursionError) as e:
+        raise SqueezeNetError(f"{path}: damaged squeezenet metadata ({type(e).__name__})") from None
+    except SqueezeNetError as e:
+        raise SqueezeNetError(f"{path}: {e}") from None
     try:
         weights.build()
     except (SqueezeNetError, ValueError, TypeError) as e:
@@ -45,8 +42,7 @@ def read_safetensors(path: Path) -> Weights:
 def save(weights: Weights, path: str | Path) -> Path:
     """Write weights and their description as safetensors, atomically."""
     path = Path(path)
-    d = {"format_version": 1, "arch": weights.arch, "config": weights.config, "classes": weights.classes,
-         "class_ids": weights.class_ids, "preprocessing": weights.preprocessing.to_dict(), "meta": weights.meta}
+    d = weights.header()
     tensors = {k: v.detach().cpu().contiguous() for k, v in weights.state_dict.items()}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(d)})

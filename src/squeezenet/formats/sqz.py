@@ -30,10 +30,16 @@ import numpy as np
 import torch
 
 from squeezenet.atomic import write_bytes
-from squeezenet.errors import SqueezeNetError
-from squeezenet.formats.coders import decode_stream, dense_from_index, encode_stream, sparse_index, stream_coder
-from squeezenet.formats.weights import Quantized, Weights, imagenet_classes
-from squeezenet.models.preprocessing import Preprocessing
+from squeezenet.errors import ConfigError, SqueezeNetError
+from squeezenet.formats.coders import (
+    choose_gap_bits,
+    decode_stream,
+    dense_from_index,
+    encode_stream,
+    sparse_index,
+    stream_coder,
+)
+from squeezenet.formats.weights import Quantized, Weights
 from squeezenet.models.registry import ARCHS, architecture, describe
 
 MAGIC = b"\x89SQZ\r\n\x1a\n"
@@ -66,29 +72,10 @@ class Decoded:
     layers: list[dict]
 
 
-def _entropy_bits(x: np.ndarray) -> float:
-    if not len(x):
-        return 0.0
-    p = np.bincount(x) / len(x)
-    p = p[p > 0]
-    return float(-(p * np.log2(p)).sum() * len(x))
-
-
-def _choose_gap_bits(codes: np.ndarray, bits: int) -> int:
-    """The index width with the fewest estimated bits (entropy of both streams plus their tables)."""
-    best, best_cost = 0, _entropy_bits(codes) + 8 * (1 << bits)
-    for g in GAP_BITS[1:]:
-        c, d = sparse_index(codes, g)
-        cost = _entropy_bits(c) + _entropy_bits(d) + 8 * ((1 << bits) + (1 << g)) + 32
-        if cost < best_cost:
-            best, best_cost = g, cost
-    return best
-
-
 def _quantized_record(q: Quantized, gap_bits: int | None, coders: tuple[str, ...],
                       codebook_dtype: str) -> tuple[bytes, dict]:
     flat = np.ascontiguousarray(q.codes).reshape(-1)
-    g = _choose_gap_bits(flat, q.bits) if gap_bits is None else gap_bits
+    g = choose_gap_bits(flat, q.bits, GAP_BITS) if gap_bits is None else gap_bits
     if g:
         entry_codes, gaps = sparse_index(flat, g)
     else:
@@ -107,19 +94,6 @@ def _quantized_record(q: Quantized, gap_bits: int | None, coders: tuple[str, ...
     return b"".join(out), info
 
 
-def _header_of(w: Weights) -> dict:
-    classes: list[str] | str = w.classes
-    class_ids = w.class_ids
-    if len(w.classes) == 1000:
-        try:
-            if (class_ids, w.classes) == tuple(imagenet_classes()):
-                classes, class_ids = "imagenet", None
-        except SqueezeNetError:
-            pass
-    return {"arch": w.arch, "config": w.config, "classes": classes, "class_ids": class_ids,
-            "preprocessing": w.preprocessing.to_dict(), "meta": w.meta}
-
-
 def encode(weights: Weights, quantized: dict[str, Quantized], *, gap_bits: int | None = None,
            coders: tuple[str, ...] = ("raw", "huffman", "ans"), float_dtype: str = "f16",
            codebook_dtype: str = "f16") -> tuple[bytes, list[dict]]:
@@ -129,20 +103,20 @@ def encode(weights: Weights, quantized: dict[str, Quantized], *, gap_bits: int |
     `float_dtype`; `gap_bits=None` picks the index width per layer.
     """
     if weights.arch not in ARCHS:
-        raise ValueError(f"the .sqz format stores {' and '.join(ARCHS)}, not {weights.arch}")
+        raise ConfigError(f"the .sqz format stores {' and '.join(ARCHS)}, not {weights.arch}")
     if gap_bits is not None and gap_bits not in GAP_BITS:
-        raise ValueError(f"gap_bits must be one of {GAP_BITS}, got {gap_bits}")
+        raise ConfigError(f"gap_bits must be one of {GAP_BITS}, got {gap_bits}")
     if float_dtype not in ("f16", "f32") or codebook_dtype not in ("f16", "f32"):
-        raise ValueError("float_dtype and codebook_dtype must be 'f16' or 'f32'")
+        raise ConfigError("float_dtype and codebook_dtype must be 'f16' or 'f32'")
     with torch.device("meta"):
         model = architecture(weights.arch, weights.config)
     expected = model.state_dict()
     tensors = {k: quantized.get(k, v) for k, v in weights.state_dict.items()}
     if list(tensors) != list(expected) or set(quantized) - set(expected):
         diff = sorted((set(expected) ^ set(tensors)) | (set(quantized) - set(expected)))
-        raise ValueError(f"weights do not match their configuration (first difference: "
+        raise ConfigError(f"weights do not match their configuration (first difference: "
                          f"{diff[0] if diff else 'order'})")
-    header = _header_of(weights) | {"config": describe(model)[1],
+    header = weights.header(compact=True) | {"config": describe(model)[1],
                                     "tensors": [[k, list(v.shape)] for k, v in expected.items()]}
     head = zlib.compress(json.dumps(header, separators=(",", ":")).encode(), 9)
     parts = [MAGIC, struct.pack("<BI", VERSION, len(head)), head, struct.pack("<H", len(tensors))]
@@ -151,12 +125,12 @@ def encode(weights: Weights, quantized: dict[str, Quantized], *, gap_bits: int |
         shape = tuple(expected[name].shape)
         if isinstance(t, Quantized):
             if t.codes.shape != shape:
-                raise ValueError(f"{name}: codes of shape {t.codes.shape}, expected {shape}")
+                raise ConfigError(f"{name}: codes of shape {t.codes.shape}, expected {shape}")
             rec, info = _quantized_record(t, gap_bits, coders, codebook_dtype)
         else:
             a = t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
             if a.shape != shape:
-                raise ValueError(f"{name}: shape {a.shape}, expected {shape}")
+                raise ConfigError(f"{name}: shape {a.shape}, expected {shape}")
             kind = I64 if a.dtype.kind in "iu" else (F16 if float_dtype == "f16" else F32)
             rec = bytes([kind]) + np.ascontiguousarray(a, dtype=_RAW[kind]).tobytes()
             info = {"kind": _RAW[kind].name, "raw_bytes": len(rec) - 1}
@@ -227,15 +201,8 @@ def _stream(r: _Reader, count: int, alphabet: int, what: str) -> tuple[np.ndarra
 
 
 def _weights(header: dict, state: dict[str, torch.Tensor], num_classes: int) -> Weights:
-    try:
-        classes, class_ids = header["classes"], header.get("class_ids")
-        if classes == "imagenet":
-            class_ids, classes = imagenet_classes()
-        w = Weights(header["arch"], header["config"], state, list(classes),
-                    Preprocessing.from_dict(header["preprocessing"]), class_ids, dict(header.get("meta") or {}))
-    except (KeyError, TypeError, ValueError) as e:
-        raise SqueezeNetError(f"damaged header ({type(e).__name__}: {e})") from None
-    if len(w.classes) != num_classes or not all(isinstance(c, str) for c in w.classes):
+    w = Weights.from_header(header, state)
+    if len(w.classes) != num_classes:
         raise SqueezeNetError(f"header names {len(w.classes)} classes for a model with {num_classes} outputs")
     return w
 

@@ -7,9 +7,12 @@ last feature map's side, so at another resolution only fc6 changes size (e.g. 12
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, field, fields, replace
+
 import torch
 from torch import nn
 
+from squeezenet.errors import ConfigError
 from squeezenet.models.squeezenet import conv_out, pool_out
 
 INITS = ("paper", "kaiming")
@@ -41,18 +44,40 @@ class LowRankLinear(nn.Module):
         return self.second(self.first(x))
 
 
-def _check(num_classes: int, image_size: int, dropout: float, init: str, ranks: dict) -> None:
-    """Raise ValueError/TypeError for options no AlexNet has (e.g. read from a forged file's header)."""
-    if type(num_classes) is not int or type(image_size) is not int or not isinstance(dropout, (int, float)):
-        raise TypeError("num_classes and image_size must be integers, dropout a number")
-    if num_classes < 1 or not 0 <= dropout < 1 or init not in INITS:
-        raise ValueError(f"need num_classes >= 1, dropout in [0, 1), init in {INITS}; got {num_classes}, "
-                         f"{dropout}, {init!r}")
-    if alexnet_feature_side(image_size) < 1:
-        raise ValueError(f"image size {image_size} is too small for AlexNet")
-    if not isinstance(ranks, dict) or not set(ranks) <= set(FC_NAMES) or any(
-            type(r) is not int or not 1 <= r <= 4096 for r in ranks.values()):
-        raise ValueError(f"ranks must map some of {', '.join(FC_NAMES)} to integers in 1..4096, got {ranks!r}")
+@dataclass(frozen=True)
+class AlexNetConfig:
+    """AlexNet's few options; `ranks` factorises fully connected layers (fc6/fc7/fc8 -> rank)."""
+
+    num_classes: int = 1000
+    image_size: int = 227
+    dropout: float = 0.5
+    init: str = "paper"
+    ranks: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Raise ConfigError/TypeError for options no AlexNet has (e.g. read from a forged file's header)."""
+        if type(self.num_classes) is not int or type(self.image_size) is not int or not isinstance(
+                self.dropout, (int, float)):
+            raise TypeError("num_classes and image_size must be integers, dropout a number")
+        if not 1 <= self.num_classes <= 100_000 or not 0 <= self.dropout < 1 or self.init not in INITS:
+            raise ConfigError(f"need num_classes in 1..100000, dropout in [0, 1), init in {INITS}; got "
+                              f"{self.num_classes}, {self.dropout}, {self.init!r}")
+        if not 1 <= self.image_size <= 4096 or alexnet_feature_side(self.image_size) < 1:
+            raise ConfigError(f"image size {self.image_size} is out of range for AlexNet")
+        if not isinstance(self.ranks, dict) or not set(self.ranks) <= set(FC_NAMES) or any(
+                type(r) is not int or not 1 <= r <= 4096 for r in self.ranks.values()):
+            raise ConfigError(f"ranks must map some of {', '.join(FC_NAMES)} to integers in 1..4096, got "
+                              f"{self.ranks!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> AlexNetConfig:
+        known = {f.name for f in fields(cls)}
+        if not isinstance(d, dict) or set(d) - known:
+            raise ConfigError(f"not an AlexNet configuration: {d!r}"[:200])
+        return cls(**d)
 
 
 class AlexNet(nn.Module):
@@ -65,15 +90,13 @@ class AlexNet(nn.Module):
     steps rough (the probe's first-epoch loss averaged 3.9; a zero fc8 did not help), hence the recipe's modest lr.
     """
 
-    def __init__(self, num_classes: int = 1000, image_size: int = 227, dropout: float = 0.5, init: str = "paper",
-                 ranks: dict[str, int] | None = None) -> None:
+    arch = "alexnet"
+
+    def __init__(self, config: AlexNetConfig | None = None, **options) -> None:
         super().__init__()
-        ranks = dict(ranks or {})
-        _check(num_classes, image_size, dropout, init, ranks)
-        side = alexnet_feature_side(image_size)
-        self.num_classes, self.image_size = num_classes, image_size
-        self.config = {"num_classes": num_classes, "image_size": image_size, "dropout": dropout, "init": init,
-                       "ranks": ranks}
+        self.config = config = config or AlexNetConfig(**options)
+        ranks, dropout, num_classes = config.ranks, config.dropout, config.num_classes
+        side = alexnet_feature_side(config.image_size)
 
         def lrn() -> nn.Module:
             return nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)
@@ -101,8 +124,8 @@ class AlexNet(nn.Module):
             std, bias = CAFFE_FILLERS[name]
             for p in m.parameters():
                 if p.dim() == 1:
-                    nn.init.constant_(p, bias if init == "paper" else 0.0)
-                elif init == "paper" or name == "fc8":
+                    nn.init.constant_(p, bias if config.init == "paper" else 0.0)
+                elif config.init == "paper" or name == "fc8":
                     nn.init.normal_(p, std=std)
                 else:  # He et al.: the signal's variance kept through each ReLU layer
                     nn.init.kaiming_normal_(p, nonlinearity="relu")
@@ -113,5 +136,47 @@ class AlexNet(nn.Module):
         fcs = [m for m in self.classifier if isinstance(m, (nn.Linear, LowRankLinear))]
         return dict(zip([f"conv{i}" for i in range(1, 6)] + list(FC_NAMES), convs + fcs, strict=True))
 
+    @property
+    def num_classes(self) -> int:
+        return self.config.num_classes
+
+    @property
+    def image_size(self) -> int:
+        """The one input size fc6 fits."""
+        return self.config.image_size
+
+    @property
+    def head_keys(self) -> tuple[str, ...]:
+        """fc8's parameters: what a new set of classes replaces."""
+        return tuple(f"classifier.6.{k}" for k in self.classifier[6].state_dict())
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new fc8 for `num_classes` classes (N(0, 0.01), Caffe's), the rest kept."""
+        self.config = replace(self.config, num_classes=num_classes)
+        old = self.classifier[6]
+        n_in = old.in_features if isinstance(old, nn.Linear) else old.first.in_features
+        new = nn.Linear(n_in, num_classes)
+        nn.init.normal_(new.weight, std=0.01)
+        nn.init.zeros_(new.bias)
+        self.config = replace(self.config, ranks={k: v for k, v in self.config.ranks.items() if k != "fc8"})
+        self.classifier[6] = new
+
+    def layer_names(self) -> dict[str, str]:
+        """state_dict weight name -> 'conv1' .. 'fc8'; a factorised layer's factors 'fc6/first', 'fc6/second'."""
+        where = {m: n for n, m in self.named_modules()}
+        out = {}
+        for layer, m in self.layers().items():
+            if isinstance(m, LowRankLinear):
+                out |= {f"{where[m]}.{part}.weight": f"{layer}/{part}" for part in ("first", "second")}
+            else:
+                out[f"{where[m]}.weight"] = layer
+        return out
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(x, 1))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(torch.flatten(self.features(x), 1))
+        return self.forward_head(self.forward_features(x))

@@ -9,6 +9,9 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
 
+from squeezenet.errors import ConfigError
+from squeezenet.options import check, option
+
 BYPASS_KINDS = ("none", "simple", "complex")
 
 
@@ -43,56 +46,57 @@ class SqueezeNetConfig:
     `final_relu=False` and `batch_norm=True` are the trainability variants offered by the training recipe.
     """
 
-    base_e: int = 128
-    incr_e: int = 128
-    freq: int = 2
-    pct3x3: float = 0.5
-    sr: float = 0.125
+    base_e: int = option(128, low=1, high=65_536, help="expand filters of the first fire module (v1.0: 128)")
+    incr_e: int = option(128, low=0, high=65_536, help="expand filters added every FREQ fire modules (v1.0: 128)")
+    freq: int = option(2, low=1, high=8, help="fire modules between increments (v1.0: 2)")
+    pct3x3: float = option(0.5, low=0.0, high=1.0, help="share of 3x3 filters in the expand layers (v1.0: 0.5)")
+    sr: float = option(0.125, low=0.0, help="squeeze ratio SR (v1.0: 0.125; at most 1.0)")
     stem_filters: int = 96
     stem_kernel: int = 7
     stem_stride: int = 2
     pool_after: tuple[int, ...] = (1, 4, 8)
-    bypass: str = "none"
-    num_classes: int = 1000
-    dropout: float = 0.5
+    bypass: str = option("none", choices=BYPASS_KINDS, help="bypass connections (Table 3)")
+    num_classes: int = option(1000, low=1, high=100_000, help="number of output classes")
+    dropout: float = option(0.5, low=0.0, high=0.99, help="dropout before conv10 (paper: 0.5)")
     conv10_padding: int = 0
-    final_relu: bool = True
-    batch_norm: bool = False
-    init: str = "torchvision"
+    final_relu: bool = option(True, help="the ReLU after conv10 (the paper's)")
+    batch_norm: bool = option(False, help="BatchNorm after every convolution")
+    init: str = option("torchvision", choices=INIT_KINDS, help="weight initialization")
     extra: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pool_after", tuple(int(p) for p in self.pool_after))
+        check(self)
         self.validate()
 
     def validate(self) -> None:
         """Raise ValueError naming the offending value for a configuration that cannot be built."""
         if not self.sr > 0:
-            raise ValueError(f"sr must be > 0, got {self.sr}")
+            raise ConfigError(f"sr must be > 0, got {self.sr}")
         if not 0 < self.pct3x3 < 1:
-            raise ValueError(f"pct3x3 must be in (0, 1), got {self.pct3x3}")
+            raise ConfigError(f"pct3x3 must be in (0, 1), got {self.pct3x3}")
         for name in ("base_e", "freq", "stem_filters", "stem_kernel", "stem_stride", "num_classes"):
             if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.incr_e < 0:
-            raise ValueError(f"incr_e must be >= 0, got {self.incr_e}")
+            raise ConfigError(f"incr_e must be >= 0, got {self.incr_e}")
         if self.bypass not in BYPASS_KINDS:
-            raise ValueError(f"unknown bypass kind {self.bypass!r}; choose one of {', '.join(BYPASS_KINDS)}")
+            raise ConfigError(f"unknown bypass kind {self.bypass!r}; choose one of {', '.join(BYPASS_KINDS)}")
         if self.init not in INIT_KINDS:
-            raise ValueError(f"unknown init {self.init!r}; choose one of {', '.join(INIT_KINDS)}")
+            raise ConfigError(f"unknown init {self.init!r}; choose one of {', '.join(INIT_KINDS)}")
         if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.conv10_padding not in (0, 1):
-            raise ValueError(f"conv10_padding must be 0 or 1, got {self.conv10_padding}")
+            raise ConfigError(f"conv10_padding must be 0 or 1, got {self.conv10_padding}")
         bad = [p for p in self.pool_after if not 1 <= p <= NUM_FIRES + 1]
         if bad or len(set(self.pool_after)) != len(self.pool_after):
-            raise ValueError(f"pool_after must name distinct layers 1..{NUM_FIRES + 1}, got {self.pool_after}")
+            raise ConfigError(f"pool_after must name distinct layers 1..{NUM_FIRES + 1}, got {self.pool_after}")
         for f in self.fires():
             if min(f.s1x1, f.e1x1, f.e3x3) < 1:
-                raise ValueError(f"{f.name} would have a zero-width layer (s1x1={f.s1x1}, e1x1={f.e1x1}, "
+                raise ConfigError(f"{f.name} would have a zero-width layer (s1x1={f.s1x1}, e1x1={f.e1x1}, "
                                  f"e3x3={f.e3x3}); raise base_e, sr or move pct3x3 away from 0/1")
             if f.s1x1 > f.out_channels:  # equality allowed: the paper's SR sweep ends at 1.0
-                raise ValueError(f"{f.name}: squeeze s1x1={f.s1x1} must not exceed expand "
+                raise ConfigError(f"{f.name}: squeeze s1x1={f.s1x1} must not exceed expand "
                                  f"e1x1+e3x3={f.out_channels} (sr={self.sr} too large; at most 1.0)")
 
     def fires(self) -> list[FireSpec]:
@@ -131,7 +135,7 @@ class SqueezeNetConfig:
         known = {f.name for f in fields(cls)} - {"extra"}
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"unknown configuration keys: {', '.join(sorted(unknown))}")
+            raise ConfigError(f"unknown configuration keys: {', '.join(sorted(unknown))}")
         return cls(**d)
 
 

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from squeezenet.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Preprocessing:
@@ -40,13 +42,13 @@ class Preprocessing:
         object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
         object.__setattr__(self, "std", tuple(float(v) for v in self.std))
         if self.channel_order not in ("RGB", "BGR"):
-            raise ValueError(f"channel_order must be 'RGB' or 'BGR', got {self.channel_order!r}")
+            raise ConfigError(f"channel_order must be 'RGB' or 'BGR', got {self.channel_order!r}")
         if self.resize_mode not in RESIZE_MODES:
-            raise ValueError(f"resize_mode must be one of {', '.join(RESIZE_MODES)}, got {self.resize_mode!r}")
+            raise ConfigError(f"resize_mode must be one of {', '.join(RESIZE_MODES)}, got {self.resize_mode!r}")
         if self.crop_size < 1 or (self.resize_size is not None and self.resize_size < self.crop_size):
-            raise ValueError(f"need 1 <= crop_size <= resize_size, got {self.crop_size} and {self.resize_size}")
+            raise ConfigError(f"need 1 <= crop_size <= resize_size, got {self.crop_size} and {self.resize_size}")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0 or self.pixel_scale <= 0:
-            raise ValueError("mean and std need 3 values each, std and pixel_scale must be positive")
+            raise ConfigError("mean and std need 3 values each, std and pixel_scale must be positive")
 
     def at_size(self, crop_size: int) -> Preprocessing:
         """The same normalisation at another crop size, keeping the resize/crop ratio (256/224 -> 146/128)."""
@@ -68,7 +70,7 @@ class Preprocessing:
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 (or float 0..255) NCHW RGB tensor -> float32 network input."""
         if x.dim() != 4 or x.shape[1] != 3:
-            raise ValueError(f"expected an (N, 3, H, W) tensor, got {tuple(x.shape)}")
+            raise ConfigError(f"expected an (N, 3, H, W) tensor, got {tuple(x.shape)}")
         x = x.float()
         if self.channel_order == "BGR":
             x = x.flip(1)
@@ -97,7 +99,7 @@ class Preprocessing:
         (Caffe's mean and BGR order mean the authors' pipeline, which warps)."""
         known = {f.name for f in fields(cls)}
         if not isinstance(d, dict) or set(d) - known:
-            raise ValueError(f"not a preprocessing description: {d!r}")
+            raise ConfigError(f"not a preprocessing description: {d!r}")
         if "resize_mode" not in d:
             caffe = d.get("channel_order") == "BGR" and tuple(d.get("mean", ())) == CAFFE.mean
             d = d | {"resize_mode": "warp" if caffe else "shorter"}
@@ -137,5 +139,5 @@ PRESETS = {"caffe": CAFFE, "torchvision": TORCHVISION}
 def preset(name: str, crop_size: int | None = None) -> Preprocessing:
     """A named preset, optionally at another crop size: `preset("torchvision", 128)`."""
     if name not in PRESETS:
-        raise ValueError(f"unknown preprocessing {name!r}; choose one of {', '.join(PRESETS)}")
+        raise ConfigError(f"unknown preprocessing {name!r}; choose one of {', '.join(PRESETS)}")
     return PRESETS[name] if crop_size is None else PRESETS[name].at_size(crop_size)

@@ -1,74 +1,87 @@
-"""Named models, timm-style: `create_model("squeezenet1_1", num_classes=10, sr=0.25)`."""
+"""Named models, timm-style: `create_model("squeezenet1_1", num_classes=10, sr=0.25)`, `list_models("squeeze*")`.
+
+The registry is the only factory: a name is registered with `@register_model`, a weights file's (arch, config)
+is rebuilt by `architecture`, and `describe` is its inverse.
+"""
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Callable
 
 from torch import nn
 
-from squeezenet.errors import SqueezeNetError
-from squeezenet.models.alexnet import AlexNet
+from squeezenet.errors import ConfigError, SqueezeNetError
+from squeezenet.models.alexnet import AlexNet, AlexNetConfig
 from squeezenet.models.config import SQUEEZENET1_0, SQUEEZENET1_1, SqueezeNetConfig
 from squeezenet.models.squeezenet import SqueezeNet
 
-ARCHS = ("squeezenet", "alexnet")  # what a weights file names as its architecture
+ARCHS = {"squeezenet": (SqueezeNet, SqueezeNetConfig), "alexnet": (AlexNet, AlexNetConfig)}  # a file's "arch"
+_MODELS: dict[str, Callable[..., nn.Module]] = {}
+CONFIGS: dict[str, SqueezeNetConfig] = {}
 
-CONFIGS: dict[str, SqueezeNetConfig] = {
-    "squeezenet1_0": SQUEEZENET1_0,
-    "squeezenet1_1": SQUEEZENET1_1,
-    "squeezenet1_0_caffe": SQUEEZENET1_0.replace(conv10_padding=1, init="paper"),
-}
+
+def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """Make `fn(**options)` available as `create_model(fn.__name__, **options)`."""
+    _MODELS[fn.__name__] = fn
+    return fn
+
+
+def _squeezenet(name: str, config: SqueezeNetConfig) -> None:
+    CONFIGS[name] = config
+
+    def build(**kw) -> SqueezeNet:
+        return SqueezeNet(model_config(name, **kw))
+
+    build.__name__ = name
+    build.__doc__ = f"SqueezeNet {name}: its configuration with `kw` overridden."
+    register_model(build)
 
 
 def model_config(name: str, **overrides) -> SqueezeNetConfig:
-    """The configuration of a registered SqueezeNet with metaparameters/options overridden."""
+    """A named SqueezeNet configuration with some fields replaced (None values are ignored)."""
     if name not in CONFIGS:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(list_models())}")
+        raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(list_models())}")
     cfg = CONFIGS[name].to_dict() | {k: v for k, v in overrides.items() if v is not None}
     return SqueezeNetConfig.from_dict(cfg)
 
 
-def squeezenet1_0(**kw) -> SqueezeNet:
-    return SqueezeNet(model_config("squeezenet1_0", **kw))
+_squeezenet("squeezenet1_0", SQUEEZENET1_0)
+_squeezenet("squeezenet1_1", SQUEEZENET1_1)
+_squeezenet("squeezenet1_0_caffe", SQUEEZENET1_0.replace(conv10_padding=1, init="paper"))
+squeezenet1_0, squeezenet1_1 = _MODELS["squeezenet1_0"], _MODELS["squeezenet1_1"]
 
 
-def squeezenet1_1(**kw) -> SqueezeNet:
-    return SqueezeNet(model_config("squeezenet1_1", **kw))
-
-
+@register_model
 def alexnet(**kw) -> AlexNet:
+    """Caffe's bvlc_alexnet (the paper's baseline)."""
     return AlexNet(**kw)
 
 
-_BUILDERS: dict[str, Callable[..., nn.Module]] = {"alexnet": alexnet}
-
-
-def list_models() -> list[str]:
-    return sorted([*CONFIGS, *_BUILDERS])
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered names matching a shell-style `pattern` (`list_models("squeeze*")`)."""
+    return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
 
 
 def create_model(name: str, **kw) -> nn.Module:
-    if name in _BUILDERS:
-        try:
-            return _BUILDERS[name](**kw)
-        except TypeError as e:
-            raise ValueError(f"{name}: {e}") from None
-    return SqueezeNet(model_config(name, **kw))
+    if name not in _MODELS:
+        raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(list_models())}")
+    try:
+        return _MODELS[name](**kw)
+    except TypeError as e:
+        raise ConfigError(f"{name}: {e}") from None
 
 
 def describe(model: nn.Module) -> tuple[str, dict]:
     """(arch, config) of a SqueezeNet or AlexNet: what `architecture` rebuilds it from."""
-    if isinstance(model, SqueezeNet):
-        return "squeezenet", model.config.to_dict()
-    if isinstance(model, AlexNet):
-        return "alexnet", dict(model.config)
+    if isinstance(model, (SqueezeNet, AlexNet)):
+        return model.arch, model.config.to_dict()
     raise TypeError(f"cannot describe a {type(model).__name__}; expected SqueezeNet or AlexNet")
 
 
 def architecture(arch: str, config: dict) -> nn.Module:
     """The untrained network `arch` and `config` describe (free under `torch.device("meta")`)."""
-    if arch == "squeezenet":
-        return SqueezeNet(SqueezeNetConfig.from_dict(config))
-    if arch == "alexnet":
-        return AlexNet(**config)
-    raise SqueezeNetError(f"unknown architecture {arch!r}; expected one of {', '.join(ARCHS)}")
+    if arch not in ARCHS:
+        raise SqueezeNetError(f"unknown architecture {arch!r}; expected one of {', '.join(ARCHS)}")
+    model, config_class = ARCHS[arch]
+    return model(config_class.from_dict(config))

@@ -11,6 +11,7 @@ import math
 import torch
 from torch import nn
 
+from squeezenet.errors import ConfigError
 from squeezenet.models.config import FireSpec, SqueezeNetConfig
 
 
@@ -36,12 +37,12 @@ class Fire(nn.Module):
         self.expand3x3 = nn.Conv2d(s1x1, e3x3, kernel_size=3, padding=1)
         self.expand3x3_activation = _relu(e3x3, batch_norm)
         if s1x1 > e1x1 + e3x3:
-            raise ValueError(f"squeeze s1x1={s1x1} must not exceed expand e1x1+e3x3={e1x1 + e3x3}")
+            raise ConfigError(f"squeeze s1x1={s1x1} must not exceed expand e1x1+e3x3={e1x1 + e3x3}")
         if bypass == "identity" and in_channels != self.out_channels:
-            raise ValueError(f"identity bypass needs in_channels == out_channels, got {in_channels} != "
+            raise ConfigError(f"identity bypass needs in_channels == out_channels, got {in_channels} != "
                              f"{self.out_channels}")
         if bypass not in ("none", "identity", "conv"):
-            raise ValueError(f"unknown fire bypass {bypass!r}")
+            raise ConfigError(f"unknown fire bypass {bypass!r}")
         self.bypass = bypass
         if bypass == "conv":
             self.shortcut = nn.Conv2d(in_channels, self.out_channels, kernel_size=1)
@@ -118,6 +119,9 @@ class SqueezeNet(nn.Module):
         if not final_conv.weight.is_meta:  # on the meta device only the shapes count (and normal_ there is slow)
             self.reset_parameters(config.init)
 
+    arch = "squeezenet"
+    head_keys = ("classifier.1.weight", "classifier.1.bias")  # conv10: what a new set of classes replaces
+
     @property
     def num_classes(self) -> int:
         return self.config.num_classes
@@ -125,6 +129,26 @@ class SqueezeNet(nn.Module):
     @property
     def final_conv(self) -> nn.Conv2d:
         return self.classifier[1]
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new conv10 for `num_classes` classes (N(0, 0.01), the paper's), the features kept (timm's name)."""
+        self.config = self.config.replace(num_classes=num_classes)
+        old = self.final_conv
+        new = nn.Conv2d(old.in_channels, num_classes, kernel_size=1, padding=self.config.conv10_padding)
+        nn.init.normal_(new.weight, mean=0.0, std=0.01)
+        nn.init.zeros_(new.bias)
+        self.classifier[1] = new.to(old.weight.device)
+
+    def layer_names(self) -> dict[str, str]:
+        """state_dict weight name -> the paper's layer name: 'conv1', 'fire2/squeeze1x1', ..., 'conv10'."""
+        names = {"features.0.weight": "conv1", "classifier.1.weight": "conv10"}
+        fires = [(i, m) for i, m in enumerate(self.features) if isinstance(m, Fire)]
+        for n, (i, m) in enumerate(fires, start=2):
+            for part in ("squeeze", "expand1x1", "expand3x3"):
+                names[f"features.{i}.{part}.weight"] = f"fire{n}/{part}" + ("1x1" if part == "squeeze" else "")
+            if m.bypass == "conv":
+                names[f"features.{i}.shortcut.weight"] = f"fire{n}/shortcut"
+        return names
 
     def reset_parameters(self, init: str = "torchvision") -> None:
         """'paper': Caffe's Xavier (uniform, fan-in) and conv10 N(0, 0.01); 'torchvision': Kaiming uniform."""
@@ -142,11 +166,19 @@ class SqueezeNet(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last fire module's feature map (before dropout and conv10)."""
         if not torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export():
             if x.dim() != 4 or x.shape[1] != 3:
-                raise ValueError(f"expected input of shape (N, 3, H, W), got {tuple(x.shape)}")
+                raise ConfigError(f"expected input of shape (N, 3, H, W), got {tuple(x.shape)}")
             if min(x.shape[-2:]) < self.min_input_size:
-                raise ValueError(f"input {x.shape[-2]}x{x.shape[-1]} is smaller than the minimum input size "
+                raise ConfigError(f"input {x.shape[-2]}x{x.shape[-1]} is smaller than the minimum input size "
                                  f"{self.min_input_size}x{self.min_input_size} of this configuration")
-        return torch.flatten(self.classifier(self.features(x)), 1)
+        return self.features(x)
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        """Feature map -> logits: dropout, conv10, (ReLU), global average pool."""
+        return torch.flatten(self.classifier(x), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))

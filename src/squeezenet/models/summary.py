@@ -124,3 +124,8 @@ def format_table(summary: dict) -> str:
               f"fp32 size: {t['bytes_fp32']:,} bytes ({t['bytes_fp32'] / 2**20:.2f} MiB) at input "
               f"{summary['input_size']}x{summary['input_size']}"]
     return "\n".join(lines)
+
+
+def fp32_bytes(model: nn.Module) -> int:
+    """4 bytes for every value of the state_dict: a model's size as the paper counts it uncompressed."""
+    return 4 * sum(v.numel() for v in model.state_dict().values())

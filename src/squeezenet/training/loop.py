@@ -33,11 +33,8 @@ from squeezenet.data.folders import list_samples
 from squeezenet.errors import SqueezeNetError
 from squeezenet.formats.safetensors import save
 from squeezenet.formats.weights import Weights, imagenet_classes, load
-from squeezenet.models.alexnet import AlexNet
-from squeezenet.models.config import SqueezeNetConfig
 from squeezenet.models.preprocessing import Preprocessing, preset
-from squeezenet.models.registry import create_model
-from squeezenet.models.squeezenet import SqueezeNet
+from squeezenet.models.registry import architecture, create_model
 from squeezenet.training.curves import plot_curves
 from squeezenet.training.evaluation import evaluate_decoded
 from squeezenet.training.recipes import TrainConfig, lr_lambda
@@ -80,25 +77,23 @@ def build_model(cfg: TrainConfig, classes: list[str]) -> tuple[nn.Module, Prepro
         kw = dict(cfg.model_overrides) | alexnet | {"num_classes": len(classes)}
         try:
             return create_model(cfg.model, **kw), preset("torchvision", cfg.image_size)
-        except ValueError as e:
+        except SqueezeNetError as e:
             raise SqueezeNetError(f"{e} (a recipe or option for another architecture?)") from None
     w = load(cfg.init_from)
-    config = w.config | {k: v for k, v in cfg.model_overrides.items() if k == "dropout"} | {
-        "num_classes": len(classes)}
-    if w.arch == "squeezenet":
-        model: nn.Module = SqueezeNet(SqueezeNetConfig.from_dict(config))
-    else:
-        model = AlexNet(**config | {"image_size": cfg.image_size})
-    head = "classifier.1." if w.arch == "squeezenet" else "classifier.6."
+    config = w.config | {k: v for k, v in cfg.model_overrides.items() if k == "dropout"}
+    if w.arch == "alexnet":
+        config |= {"image_size": cfg.image_size}
+    model = architecture(w.arch, config)
     state = dict(w.state_dict)
     old_ids = w.class_ids or w.classes
-    if old_ids != classes:
-        keys = (head + "weight", head + "bias")
-        if set(classes) <= set(old_ids) and all(k in state for k in keys):
+    if old_ids != classes:  # a new head; its rows taken from the old one when the classes are among the old
+        model.reset_classifier(len(classes))
+        keys = model.head_keys
+        if set(classes) <= set(old_ids) and all(k in state and state[k].shape[0] == len(old_ids) for k in keys):
             rows = torch.tensor([old_ids.index(c) for c in classes])
             state = state | {k: state[k][rows] for k in keys}
         else:
-            state = {k: v for k, v in state.items() if not k.startswith(head)}
+            state = {k: v for k, v in state.items() if k not in keys and not k.startswith("classifier.6.")}
     try:
         model.load_state_dict(state, strict=False)
     except RuntimeError as e:

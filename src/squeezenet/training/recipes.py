@@ -6,37 +6,50 @@ A recipe is a set of defaults (architecture overrides, lr, batch, label smoothin
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
 from squeezenet.errors import SqueezeNetError
+from squeezenet.options import check, option
 
 
 @dataclass
 class TrainConfig:
-    """Everything that defines a run; saved as RUN_DIR/config.json so `--resume` needs nothing else."""
+    """Everything that defines a run; saved as RUN_DIR/config.json so `--resume` needs nothing else.
 
-    data: str
-    out: str
-    model: str = "squeezenet1_1"
-    model_overrides: dict = field(default_factory=dict)
-    epochs: int = 30
-    batch_size: int = 128  # global batch per optimizer step, whatever the number of processes
-    accum: int = 1  # micro-batches per step: the paper's 512 = 32 x 16
-    lr: float = 0.04
-    momentum: float = 0.9
-    weight_decay: float = 2e-4
-    warmup_epochs: float = 1.0
-    label_smoothing: float = 0.0
-    image_size: int = 128
-    min_scale: float = 0.35  # random resized crop: smallest area fraction
-    seed: int = 0
-    checkpoint_every: int = 0  # optimizer steps between mid-epoch checkpoints (0: end of epoch only)
-    cache_dir: str | None = None
-    skip_bad: bool = False
-    init_from: str | None = None
-    freeze_features: bool = False
-    threads: int | None = None
-    max_steps: int | None = None  # stop early (probes, tests); the schedule still spans `epochs`
+    The fields marked `recipe` are filled by the named recipe (`recipe_config`) unless given.
+    """
+
+    data: str = option(help="folder with train/<class>/*.JPEG and val/<class>/*.JPEG (or a labels.csv per split)")
+    out: str = option(help="run folder: config.json, checkpoint.pt, metrics.jsonl, curves.png, model.safetensors")
+    model: str = option("squeezenet1_1", help="architecture, a registry name (see `squeezenet summary`)")
+    model_overrides: dict = option(default_factory=dict, help="configuration overrides", cli=False)
+    epochs: int = option(30, help="epochs of training", low=1, high=100_000)
+    batch_size: int = option(128, help="global batch per optimizer step, whatever the number of processes",
+                             low=2, high=65_536, recipe=True)
+    accum: int = option(1, help="gradient accumulation micro-batches (paper: 512 = 32 x 16)", low=1, high=4096,
+                        recipe=True)
+    lr: float = option(0.04, help="peak learning rate (SGD)", low=1e-8, high=10.0, recipe=True)
+    momentum: float = option(0.9, help="SGD momentum", low=0.0, high=0.999)
+    weight_decay: float = option(2e-4, help="weight decay", low=0.0, high=1.0, recipe=True)
+    warmup_epochs: float = option(1.0, help="linear warm-up, in epochs", low=0.0, high=1000.0)
+    label_smoothing: float = option(0.0, help="label smoothing", low=0.0, high=0.99, recipe=True)
+    image_size: int = option(128, help="training crop side in pixels", low=16, high=1024)
+    min_scale: float = option(0.35, help="random resized crop: smallest area fraction", low=0.01, high=1.0)
+    seed: int = option(0, help="seed of the initial weights, data order and augmentation", low=0, high=2**31 - 1)
+    checkpoint_every: int = option(0, help="also checkpoint every N optimizer steps (0: end of epoch only)",
+                                   low=0, high=10**9)
+    cache_dir: str | None = option(None, help="decoded-image cache (default $SQUEEZENET_CACHE or "
+                                   "~/.cache/squeezenet)")
+    skip_bad: bool = option(False, help="skip unreadable images with a warning")
+    init_from: str | None = option(None, help="start from weights squeezenet.load reads (transfer)")
+    freeze_features: bool = option(False, help="train the classifier only (with --init-from)")
+    threads: int | None = option(None, help="torch threads per process (default: cores / processes)", low=1,
+                                 high=1024)
+    max_steps: int | None = option(None, help="stop after this many steps; the schedule still spans --epochs "
+                                   "(probes)", low=1, high=10**9)
+
+    def __post_init__(self) -> None:
+        check(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:

@@ -1,0 +1,53 @@
+"""`squeezenet summary`: Table 1 (per-layer outputs, filters, parameters, MACs) of any configuration or weights."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from squeezenet.cli.common import add_model_args, model_kwargs
+from squeezenet.errors import SqueezeNetError
+
+HELP = "per-layer table (Table 1) of any configuration or weights file"
+EXAMPLE = "squeezenet summary squeezenet1_0 --sr 0.5 --pct3x3 0.25 --bypass simple\n  " \
+          "squeezenet summary --weights imagenette --input-size 160"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from squeezenet.models.registry import list_models
+
+    p.add_argument("model", nargs="?", choices=list_models(), metavar="MODEL",
+                   help=f"one of: {', '.join(list_models())}")
+    p.add_argument("--weights", help="summarize a weights file instead (.sqz: with its compression table)")
+    p.add_argument("--input-size", type=int, default=224, help="square input side in pixels")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    add_model_args(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from squeezenet.models.registry import create_model
+    from squeezenet.models.summary import format_table, summarize
+
+    if not 1 <= args.input_size <= 4096:
+        raise SqueezeNetError(f"--input-size must be in [1, 4096], got {args.input_size}")
+    if args.weights:  # the architecture of a weights file; a .sqz file adds its compression table
+        from squeezenet.compression.sizes import file_report, format_report
+        from squeezenet.formats.sqz import is_sqz
+        from squeezenet.formats.weights import load, resolve
+
+        weights = load(args.weights)
+        table = summarize(weights.build(), args.input_size)
+        data = resolve(args.weights).read_bytes()
+        if is_sqz(data):
+            table["compression"] = file_report(data)
+        print(json.dumps(table) if args.json else format_table(table) + (
+            "\n\n" + format_report(table["compression"]) if "compression" in table else ""))
+        return 0
+    if args.model is None:
+        raise SqueezeNetError("summary needs a MODEL name or --weights FILE")
+    kw = model_kwargs(args)
+    if args.model == "alexnet":
+        kw = {k: v for k, v in kw.items() if k == "num_classes"} | {"image_size": args.input_size}
+    table = summarize(create_model(args.model, **kw), args.input_size)
+    print(json.dumps(table) if args.json else format_table(table))
+    return 0
