@@ -61,6 +61,57 @@ def densities_for(model: nn.Module, opts: CompressOptions) -> dict[str, float] |
     return None
 
 
+class _Stages:
+    """The size (and, with `score`, the accuracy) after every stage, logged as it is recorded."""
+
+    def __init__(self, score: Callable[[nn.Module], float] | None, log: Callable[[str], None]) -> None:
+        self.rows: list[dict] = []
+        self.score, self.log = score, log
+
+    def __call__(self, name: str, size: int, m: nn.Module | None) -> None:
+        row = {"stage": name, "bytes": size}
+        if self.score is not None:
+            row["score"] = float(self.score(m)) if m is not None else self.rows[-1].get("score")
+        self.rows.append(row)
+        self.log(f"{name}: {size:,} bytes" + (f", score {row['score']:.4f}" if "score" in row else ""))
+
+
+def _prune_and_retrain(model: nn.Module, teacher: nn.Module, batches, opts: CompressOptions, steps: int,
+                       log: Callable[[str], None]) -> Pruner | None:
+    """Prune to the target densities, gradually (four steps along the AGP curve) when retraining; retraining
+    alone fine-tunes factorised layers."""
+    dens = densities_for(model, opts)
+    pruner = Pruner(model, dens) if dens else None
+    if pruner and steps:
+        k = 4
+        for i in range(1, k + 1):
+            pruner.prune(i / k)
+            train_steps(model, teacher, batches, list(model.parameters()), max(1, steps // k), opts.lr_retrain,
+                        opts, after_step=pruner.apply, log=log)
+    elif pruner:
+        pruner.prune(1.0)
+    elif steps:
+        train_steps(model, teacher, batches, list(model.parameters()), steps, opts.lr_retrain, opts, log=log)
+    if pruner:
+        pruner.remove()
+    return pruner
+
+
+def _quantize(model: nn.Module, teacher: nn.Module, batches, opts: CompressOptions, steps: int,
+              log: Callable[[str], None]) -> dict:
+    """Weight sharing (Fisher-weighted when asked), then the centroids fine-tuned for `steps` batches."""
+    importance = fisher(model, batches, opts.fisher_batches) if opts.fisher_batches else None
+    bits = opts.bits if opts.fc_bits is None else layer_bits(model, opts.bits, opts.fc_bits)
+    quantized = quantize_model(model, bits, opts.init, opts.rate, importance)
+    if steps:
+        sharing = WeightSharing(model, quantized)
+        biases = [p for n, p in model.named_parameters() if n not in quantized]
+        train_steps(model, teacher, batches, sharing.centroids() + biases, steps, opts.lr_finetune, opts,
+                    after_backward=sharing.accumulate, after_step=sharing.sync, log=log)
+        quantized = sharing.quantized()
+    return quantized
+
+
 def compress(weights: Weights, opts: CompressOptions, data_dir: str | Path | None = None,
              score: Callable[[nn.Module], float] | None = None, log: Callable[[str], None] = print) -> Result:
     """Run the pipeline on `weights`; `score(model)` (e.g. top-1 on held-out images) is recorded per stage."""
@@ -75,68 +126,34 @@ def compress(weights: Weights, opts: CompressOptions, data_dir: str | Path | Non
     def steps(epochs: float) -> int:
         return math.ceil(epochs * len(batches.decoded) / opts.batch_size) if epochs > 0 else 0
 
-    stages: list[dict] = []
-
-    def stage(name: str, size: int, m: nn.Module) -> None:
-        row = {"stage": name, "bytes": size}
-        if score is not None:
-            row["score"] = float(score(m))
-        stages.append(row)
-        log(f"{name}: {size:,} bytes" + (f", score {row['score']:.4f}" if "score" in row else ""))
-
+    stage = _Stages(score, log)
     stage("fp32", fp32_bytes(teacher), teacher)
     if opts.svd:
         weights = factorize(weights, parse_ranks(opts.svd, teacher))
     model = weights.build()
     if opts.svd:
-        ranks = ", ".join(f"{k} {r}" for k, r in weights.config["ranks"].items())
-        stage(f"SVD (rank {ranks})", fp32_bytes(model), model)
-    dens = densities_for(model, opts)
-    pruner = Pruner(model, dens) if dens else None
-    retrain = steps(opts.retrain_epochs)
-    if pruner and retrain:
-        k = 4  # gradual: four pruning steps along the AGP curve, retraining in between
-        for i in range(1, k + 1):
-            pruner.prune(i / k)
-            train_steps(model, teacher, batches, list(model.parameters()), max(1, retrain // k), opts.lr_retrain,
-                        opts, after_step=pruner.apply, log=log)
-    elif pruner:
-        pruner.prune(1.0)
-    elif retrain:  # fine-tuning the factorised layers
-        train_steps(model, teacher, batches, list(model.parameters()), retrain, opts.lr_retrain, opts, log=log)
+        stage(f"SVD (rank {', '.join(f'{k} {r}' for k, r in weights.config['ranks'].items())})", fp32_bytes(model),
+              model)
+    pruner = _prune_and_retrain(model, teacher, batches, opts, steps(opts.retrain_epochs), log)
     if pruner:
-        pruner.remove()
         stage("pruned", sparse_fp32_bytes(model), model)
-    elif retrain:
+    elif opts.retrain_epochs:
         stage("fine-tuned", fp32_bytes(model), model)
     meta = dict(weights.meta) | {"compression": {k: v for k, v in asdict(opts).items() if k != "coders"}}
-
-    def result() -> Weights:
-        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        return Weights(weights.arch, weights.config, state, weights.classes, weights.preprocessing,
-                       weights.class_ids, meta)
-
+    out = Weights(weights.arch, weights.config, {k: v.detach().clone() for k, v in model.state_dict().items()},
+                  weights.classes, weights.preprocessing, weights.class_ids, meta)
     if not opts.quantize:
-        return Result(result(), None, fp32_layers(model, sparse=pruner is not None), stages)
-    importance = fisher(model, batches, opts.fisher_batches) if opts.fisher_batches else None
-    bits = opts.bits if opts.fc_bits is None else layer_bits(model, opts.bits, opts.fc_bits)
-    quantized = quantize_model(model, bits, opts.init, opts.rate, importance)
-    if opts.finetune_epochs:
-        sharing = WeightSharing(model, quantized)
-        biases = [p for n, p in model.named_parameters() if n not in quantized]
-        train_steps(model, teacher, batches, sharing.centroids() + biases, steps(opts.finetune_epochs),
-                    opts.lr_finetune, opts, after_backward=sharing.accumulate, after_step=sharing.sync, log=log)
-        quantized = sharing.quantized()
-    out = result()
+        return Result(out, None, fp32_layers(model, sparse=pruner is not None), stage.rows)
+    quantized = _quantize(model, teacher, batches, opts, steps(opts.finetune_epochs), log)
+    out.state_dict = {k: v.detach().clone() for k, v in model.state_dict().items()}
     data, layers = sqzformat.encode(out, quantized, gap_bits=opts.gap_bits, coders=opts.coders)
     decoded = sqzformat.decode(data).weights
     # the authors' layout: fixed-width codes, 4-bit gaps, fp32 codebooks and biases (same weights, no entropy coding)
     fixed, _ = sqzformat.encode(out, quantized, gap_bits=4, coders=("raw",), float_dtype="f32", codebook_dtype="f32")
     label = f"{opts.bits}" if opts.fc_bits is None else f"{opts.bits}/{opts.fc_bits} (conv/fc)"
     stage(f"quantized {label}-bit, fixed width", len(fixed), decoded.build())
-    stages.append({"stage": f"quantized {label}-bit, entropy coded", "bytes": len(data),
-                   "score": stages[-1].get("score")})
-    return Result(decoded, data, layers, stages)
+    stage(f"quantized {label}-bit, entropy coded", len(data), None)
+    return Result(decoded, data, layers, stage.rows)
 
 
 def _exact_in_f16(values: list[np.ndarray]) -> bool:
@@ -160,13 +177,8 @@ def reencode(weights: Weights, score: Callable[[nn.Module], float] | None = None
     if not all(torch.equal(decoded.state_dict[k], v.to(decoded.state_dict[k].dtype))
                for k, v in weights.state_dict.items()):
         raise SqueezeNetError("re-encoding is not lossless")  # would make every accuracy figure wrong
-    stages: list[dict] = []
-    model = weights.build()
-    for name, size in (("input (fp32)", fp32_bytes(model)),
-                       (f"lossless: its {max(q.bits for q in weights.codebooks.values())}-bit codebooks, coded",
-                        len(data))):
-        stages.append({"stage": name, "bytes": size} | ({"score": float(score(model))} if score else {}))
-        log(f"{name}: {size:,} bytes" + (f", score {stages[-1]['score']:.4f}" if score else ""))
-        if score:  # identical weights: measured once, not twice
-            score = (lambda v: lambda _: v)(stages[-1]["score"])
-    return Result(decoded, data, layers, stages)
+    stage = _Stages(score, log)
+    stage("input (fp32)", weights.fp32_bytes, weights.build())
+    bits = max(q.bits for q in weights.codebooks.values())
+    stage(f"lossless: its {bits}-bit codebooks, coded", len(data), None)  # identical weights: scored once
+    return Result(decoded, data, layers, stage.rows)

@@ -17,7 +17,7 @@ import math
 import os
 import time
 from contextlib import nullcontext
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -26,20 +26,19 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from squeezenet.atomic import atomic_path, write_text
+from squeezenet.atomic import write_text
 from squeezenet.data.augment import random_resized_crop, random_resized_crop_params, to_nchw
-from squeezenet.data.cache import decode_cached
+from squeezenet.data.cache import DecodedImages, decode_cached
 from squeezenet.data.folders import list_samples
 from squeezenet.errors import SqueezeNetError
 from squeezenet.formats.safetensors import save
 from squeezenet.formats.weights import Weights, imagenet_classes, load
 from squeezenet.models.preprocessing import Preprocessing, preset
 from squeezenet.models.registry import architecture, create_model
+from squeezenet.training.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from squeezenet.training.curves import plot_curves
 from squeezenet.training.evaluation import evaluate_decoded
 from squeezenet.training.recipes import TrainConfig, lr_lambda
-
-CHECKPOINT = "checkpoint.pt"
 
 
 def _dist() -> tuple[int, int, int]:
@@ -112,11 +111,47 @@ def class_names(ids: list[str]) -> list[str]:
     return [lookup.get(c, c) for c in ids]
 
 
-def train(cfg: TrainConfig, resume: bool = False) -> dict:
-    """Run (or continue) a training run in `cfg.out`; returns the last epoch's metrics."""
+@dataclass
+class _Run:
+    """A training run in progress: what the loop reads and updates, and what a checkpoint keeps."""
+
+    cfg: TrainConfig
+    rank: int
+    world: int
+    pre: Preprocessing
+    net: nn.Module  # the model itself
+    model: nn.Module  # the same, or its DDP wrapper
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    train_set: DecodedImages
+    val_set: DecodedImages | None
+    device: torch.device
+    micro: int  # images per micro-batch on this process
+    steps_per_epoch: int
+    epoch: int = 0
+    step: int = 0  # optimizer steps into the epoch
+    history: list = field(default_factory=list)
+    order: torch.Tensor | None = None  # the epoch's data order
+
+    @property
+    def global_step(self) -> int:
+        return self.epoch * self.steps_per_epoch + self.step
+
+    def running(self) -> bool:
+        return self.cfg.max_steps is None or self.global_step < self.cfg.max_steps
+
+    def checkpoint(self) -> None:
+        state = {"model": self.net.state_dict(), "optimizer": self.opt.state_dict(),
+                 "scheduler": self.sched.state_dict(), "epoch": self.epoch, "step": self.step,
+                 "order": self.order, "history": self.history}
+        save_checkpoint(Path(self.cfg.out) / CHECKPOINT, state, self.rank, self.world)
+
+
+def _setup(cfg: TrainConfig, resume: bool) -> _Run:
+    """Data decoded once, the model on its device (DDP-wrapped under torchrun), SGD and the schedule; the state of
+    the last checkpoint when resuming."""
     rank, world, local_world = _dist()
     torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // local_world))
-    out = Path(cfg.out)
     data = Path(cfg.data)
     if not (data / "train").is_dir():
         raise SqueezeNetError(f"{data} has no train/ folder (expected DIR/train/<class>/*.JPEG and DIR/val/...)")
@@ -124,125 +159,134 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     if rem or micro < 1:
         raise SqueezeNetError(f"batch size {cfg.batch_size} is not divisible by accum {cfg.accum} x {world} "
                               "process(es)")
-
-    # data: decoded once, memory-mapped
     torch.manual_seed(cfg.seed)  # the initial weights
-    model, pre = build_model(cfg, list_samples(data / "train").classes)
+    net, pre = build_model(cfg, list_samples(data / "train").classes)
     train_set = _load_split(data / "train", None, pre, cfg, rank, world)
     val_set = _load_split(data / "val", train_set.classes, pre, cfg, rank, world) if (data / "val").is_dir() else None
     steps_per_epoch = len(train_set) // cfg.batch_size
     if steps_per_epoch < 1:
         raise SqueezeNetError(f"{len(train_set)} training images are fewer than one batch of {cfg.batch_size}")
-    total_steps = steps_per_epoch * cfg.epochs
-
-    # model and recipe
     if cfg.freeze_features:
-        for p in model.features.parameters():
+        for p in net.features.parameters():
             p.requires_grad_(False)
     cuda = torch.cuda.is_available()  # one GPU per process (nccl) when there are GPUs, else the CPU (gloo)
     device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if cuda else torch.device("cpu")
-    model = model.to(device, memory_format=torch.channels_last)
-    net = model
-    if world > 1:
-        model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
-    params = [p for p in net.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    net = net.to(device, memory_format=torch.channels_last)
+    model = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if cuda else None) \
+        if world > 1 else net
+    opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=cfg.lr, momentum=cfg.momentum,
+                          weight_decay=cfg.weight_decay)
     warmup = round(cfg.warmup_epochs * steps_per_epoch)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg, total_steps, warmup))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg, steps_per_epoch * cfg.epochs, warmup))
     torch.manual_seed(cfg.seed + rank)  # dropout; per rank, restored from the checkpoint on resume
-    epoch, step_in_epoch, history, order = 0, 0, [], None
-    ckpt = out / CHECKPOINT
-    if resume and ckpt.is_file():
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    run = _Run(cfg, rank, world, pre, net, model, opt, sched, train_set, val_set, device, micro, steps_per_epoch)
+    out = Path(cfg.out)
+    if resume and (out / CHECKPOINT).is_file():
+        state = load_checkpoint(out / CHECKPOINT)
         net.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"][rank % len(state["rng"])])
-        epoch, step_in_epoch, history, order = state["epoch"], state["step"], state["history"], state["order"]
+        run.epoch, run.step, run.history, run.order = state["epoch"], state["step"], state["history"], state["order"]
     elif rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         write_text(out / "config.json", json.dumps(asdict(cfg), indent=2))
+    return run
 
-    def save_checkpoint(epoch: int, step: int, order: torch.Tensor | None) -> None:
-        rngs = [torch.get_rng_state()]
-        if world > 1:
-            rngs = [torch.empty_like(rngs[0]) for _ in range(world)]
-            dist.all_gather(rngs, torch.get_rng_state())
-        if rank == 0:
-            state = {"model": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                     "rng": rngs, "epoch": epoch, "step": step, "order": order, "history": history}
-            with atomic_path(ckpt) as tmp:
-                torch.save(state, tmp)
 
-    lo, hi = rank * micro * cfg.accum, (rank + 1) * micro * cfg.accum  # this rank's slice of a global batch
-    global_step = epoch * steps_per_epoch + step_in_epoch
-    while epoch < cfg.epochs and (cfg.max_steps is None or global_step < cfg.max_steps):
-        if order is None:
-            order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch))
-        model.train()
-        if cfg.freeze_features:
-            net.features.eval()  # frozen BatchNorm statistics too
-        t0, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
-        bar = tqdm(total=steps_per_epoch, initial=step_in_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                   disable=rank != 0, dynamic_ncols=True)
-        while step_in_epoch < steps_per_epoch and (cfg.max_steps is None or global_step < cfg.max_steps):
-            batch = order[step_in_epoch * cfg.batch_size:(step_in_epoch + 1) * cfg.batch_size]
-            # augmentation drawn for the whole global batch, then sliced: independent of the process count
-            g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + global_step)
-            theta = random_resized_crop_params(cfg.batch_size, g, (cfg.min_scale, 1.0))[lo:hi]
-            mine = batch[lo:hi].numpy()
-            for a in range(cfg.accum):
-                j = mine[a * micro:(a + 1) * micro]
-                x = random_resized_crop(to_nchw(train_set.images[j]), cfg.image_size, theta[a * micro:(a + 1) * micro])
-                x = pre.normalize(x.to(device)).contiguous(memory_format=torch.channels_last)
-                y = torch.from_numpy(train_set.labels[j]).to(device)
-                sync = world == 1 or a == cfg.accum - 1
-                with nullcontext() if sync else model.no_sync():
-                    logits = model(x)
-                    loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
-                    (loss / cfg.accum).backward()
-                loss_sum += loss.item() * len(j)
-                correct += (logits.argmax(1) == y).sum().item()
-                seen += len(j)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            sched.step()
-            step_in_epoch += 1
-            global_step += 1
-            if not math.isfinite(loss_sum):
-                raise SqueezeNetError(f"loss became {loss_sum} at step {global_step}; lower --lr")
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
-                            img_s=f"{seen * world / (time.perf_counter() - t0):.0f}",
-                            lr=f"{sched.get_last_lr()[0]:.4f}")
-            if cfg.checkpoint_every and global_step % cfg.checkpoint_every == 0 and step_in_epoch < steps_per_epoch:
-                save_checkpoint(epoch, step_in_epoch, order)
-        bar.close()
-        if step_in_epoch < steps_per_epoch:  # max_steps reached mid-epoch
-            break
-        stats = torch.tensor([loss_sum, correct, seen], dtype=torch.float64)
-        if world > 1:
-            dist.all_reduce(stats)
-        row = {"epoch": epoch + 1, "step": global_step, "train_loss": stats[0].item() / max(stats[2].item(), 1),
-               "train_acc": stats[1].item() / max(stats[2].item(), 1), "lr": sched.get_last_lr()[0],
-               "seconds": round(time.perf_counter() - t0, 2)}
-        if val_set is not None:
-            row |= evaluate_decoded(model, val_set, pre, cfg.image_size, rank, world, device)
-        row["seconds_total"] = round(row["seconds"] + (history[-1]["seconds_total"] if history else 0.0), 2)
-        history.append(row)
-        epoch, step_in_epoch, order = epoch + 1, 0, None
-        save_checkpoint(epoch, 0, None)
-        if rank == 0:
-            write_text(out / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
-            plot_curves(history, out / "curves.png")
-            print(json.dumps(row), flush=True)
+def _optimizer_step(run: _Run) -> tuple[float, int, int]:
+    """One step of the global batch (this process's slice, in `accum` micro-batches): (loss sum, correct, images)."""
+    cfg, micro = run.cfg, run.micro
+    lo, hi = run.rank * micro * cfg.accum, (run.rank + 1) * micro * cfg.accum  # this rank's slice
+    batch = run.order[run.step * cfg.batch_size:(run.step + 1) * cfg.batch_size]
+    # augmentation drawn for the whole global batch, then sliced: independent of the process count
+    g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + run.global_step)
+    theta = random_resized_crop_params(cfg.batch_size, g, (cfg.min_scale, 1.0))[lo:hi]
+    mine = batch[lo:hi].numpy()
+    loss_sum, correct, seen = 0.0, 0, 0
+    for a in range(cfg.accum):
+        j = mine[a * micro:(a + 1) * micro]
+        x = random_resized_crop(to_nchw(run.train_set.images[j]), cfg.image_size, theta[a * micro:(a + 1) * micro])
+        x = run.pre.normalize(x.to(run.device)).contiguous(memory_format=torch.channels_last)
+        y = torch.from_numpy(run.train_set.labels[j]).to(run.device)
+        sync = run.world == 1 or a == cfg.accum - 1
+        with nullcontext() if sync else run.model.no_sync():
+            logits = run.model(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+            (loss / cfg.accum).backward()
+        loss_sum += loss.item() * len(j)
+        correct += (logits.argmax(1) == y).sum().item()
+        seen += len(j)
+    run.opt.step()
+    run.opt.zero_grad(set_to_none=True)
+    run.sched.step()
+    run.step += 1
+    return loss_sum, correct, seen
 
-    if rank == 0:
-        weights = Weights.from_model(net, class_names(train_set.classes), pre, class_ids=train_set.classes,
+
+def _epoch(run: _Run) -> bool:
+    """Train until the end of the epoch (True) or `max_steps` (False); then metrics, checkpoint, curves."""
+    cfg = run.cfg
+    if run.order is None:
+        run.order = torch.randperm(len(run.train_set),
+                                   generator=torch.Generator().manual_seed(cfg.seed * 1000 + run.epoch))
+    run.model.train()
+    if cfg.freeze_features:
+        run.net.features.eval()  # frozen BatchNorm statistics too
+    t0, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
+    bar = tqdm(total=run.steps_per_epoch, initial=run.step, desc=f"epoch {run.epoch + 1}/{cfg.epochs}",
+               disable=run.rank != 0, dynamic_ncols=True)
+    while run.step < run.steps_per_epoch and run.running():
+        dl, dc, ds = _optimizer_step(run)
+        loss_sum, correct, seen = loss_sum + dl, correct + dc, seen + ds
+        if not math.isfinite(loss_sum):
+            raise SqueezeNetError(f"loss became {loss_sum} at step {run.global_step}; lower --lr")
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
+                        img_s=f"{seen * run.world / (time.perf_counter() - t0):.0f}",
+                        lr=f"{run.sched.get_last_lr()[0]:.4f}")
+        if cfg.checkpoint_every and run.global_step % cfg.checkpoint_every == 0 and run.step < run.steps_per_epoch:
+            run.checkpoint()
+    bar.close()
+    if run.step < run.steps_per_epoch:  # max_steps reached mid-epoch
+        return False
+    _end_epoch(run, time.perf_counter() - t0, loss_sum, correct, seen)
+    return True
+
+
+def _end_epoch(run: _Run, seconds: float, loss_sum: float, correct: int, seen: int) -> None:
+    stats = torch.tensor([loss_sum, correct, seen], dtype=torch.float64)
+    if run.world > 1:
+        dist.all_reduce(stats)
+    row = {"epoch": run.epoch + 1, "step": run.global_step, "train_loss": stats[0].item() / max(stats[2].item(), 1),
+           "train_acc": stats[1].item() / max(stats[2].item(), 1), "lr": run.sched.get_last_lr()[0],
+           "seconds": round(seconds, 2)}
+    if run.val_set is not None:
+        row |= evaluate_decoded(run.model, run.val_set, run.pre, run.cfg.image_size, run.rank, run.world,
+                                run.device)
+    row["seconds_total"] = round(row["seconds"] + (run.history[-1]["seconds_total"] if run.history else 0.0), 2)
+    run.history.append(row)
+    run.epoch, run.step, run.order = run.epoch + 1, 0, None
+    run.checkpoint()
+    if run.rank == 0:
+        out = Path(run.cfg.out)
+        write_text(out / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in run.history))
+        plot_curves(run.history, out / "curves.png")
+        print(json.dumps(row), flush=True)
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> dict:
+    """Run (or continue) a training run in `cfg.out`; returns the last epoch's metrics."""
+    run = _setup(cfg, resume)
+    while run.epoch < cfg.epochs and run.running() and _epoch(run):
+        pass
+    if run.rank == 0:
+        weights = Weights.from_model(run.net, class_names(run.train_set.classes), run.pre,
+                                     class_ids=run.train_set.classes,
                                      meta={"trained_by": "squeezenet train", "train_config": asdict(cfg),
-                                           "metrics": history[-1] if history else {}})
-        save(weights, out / "model.safetensors")
-    if world > 1:
+                                           "metrics": run.history[-1] if run.history else {}})
+        save(weights, Path(cfg.out) / "model.safetensors")
+    if run.world > 1:
         dist.barrier()
         dist.destroy_process_group()
-    return history[-1] if history else {}
+    return run.history[-1] if run.history else {}

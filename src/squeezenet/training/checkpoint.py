@@ -1,0 +1,42 @@
+"""A run's checkpoint: everything random or learnt, so that a resume is bit-identical to an unbroken run.
+
+Written atomically by rank 0 with every rank's RNG state; read with `weights_only=True`, so a file planted in a
+run folder can hold no code, and a damaged one is a one-line error naming it.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from squeezenet.atomic import atomic_path
+from squeezenet.errors import SqueezeNetError
+
+CHECKPOINT = "checkpoint.pt"
+KEYS = {"model", "optimizer", "scheduler", "rng", "epoch", "step", "order", "history"}
+
+
+def save_checkpoint(path: Path, state: dict, rank: int, world: int) -> None:
+    """Add every rank's RNG state (gathered: a collective, so every rank calls this) and write on rank 0."""
+    rngs = [torch.get_rng_state()]
+    if world > 1:
+        rngs = [torch.empty_like(rngs[0]) for _ in range(world)]
+        dist.all_gather(rngs, torch.get_rng_state())
+    if rank == 0:
+        with atomic_path(path) as tmp:
+            torch.save(state | {"rng": rngs}, tmp)
+
+
+def load_checkpoint(path: Path) -> dict:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, ValueError) as e:
+        raise SqueezeNetError(f"{path}: not a readable checkpoint of this project "
+                              f"({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''})") from None
+    if not isinstance(state, dict) or not KEYS <= set(state):
+        raise SqueezeNetError(f"{path}: not a checkpoint of this project (missing {sorted(KEYS - set(state or {}))})")
+    return state
