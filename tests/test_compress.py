@@ -49,7 +49,11 @@ def test_full_pipeline_keeps_masks_and_codes(tiny, imagenette, tmp_path, monkeyp
     rep = report(res)
     assert rep["total_bytes"] == len(res.data) and [r["layer"] for r in rep["layers"]][:2] == ["conv1", "fire2"]
     assert [s["stage"] for s in rep["stages"]][:2] == ["fp32", "pruned"]
-    assert "total" in format_report(rep)
+    text = format_report(rep).splitlines()
+    total = next(line for line in text if line.startswith("total"))
+    assert f"{sum(r['params'] for r in rep['layers']):,}" in total and f"{sum(r['bytes'] for r in rep['layers']):,}" \
+        in total
+    assert any(line.startswith(f"file: {len(res.data):,} bytes") for line in text)
 
 
 def test_cli_compress_json_and_errors(tiny, tmp_path, capsys, imagenette):

@@ -58,7 +58,11 @@ def test_agp_schedule_and_global_and_std_targets():
     g = global_densities(m, 0.3)
     total = sum(m.get_parameter(n).numel() for n in g)
     assert sum(d * m.get_parameter(n).numel() for n, d in g.items()) / total == pytest.approx(0.3, abs=1e-3)
-    assert all(0 < d < 1 for d in std_densities(m, 0.5).values())
+    # Han et al.'s rule on Kaiming-uniform weights, U(-b, b) with std b/sqrt(3): a fraction 1 - q/sqrt(3) survives
+    dens = std_densities(m, 0.5)
+    big = [n for n in dens if m.get_parameter(n).numel() > 1000 and n != "classifier.1.weight"]
+    assert len(big) >= 5 and all(abs(dens[n] - (1 - 0.5 / 3 ** 0.5)) < 0.03 for n in big)
+    assert all(d == 1.0 for d in std_densities(m, 0.0).values())
 
 
 def test_sensitivity_table_and_png(tmp_path):

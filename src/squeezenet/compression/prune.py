@@ -163,14 +163,9 @@ def sensitivity(model: nn.Module, score: Callable[[nn.Module], float], densities
 
 def plot_sensitivity(rows: list[dict], path: str | Path, names: dict[str, str] | None = None) -> Path:
     """One curve per layer: score against density (the paper's Fig. 5 of Deep Compression)."""
-    import matplotlib
+    from squeezenet.plotting import save, subplots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from squeezenet.atomic import atomic_path
-
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = subplots(figsize=(8, 5))
     for layer in dict.fromkeys(r["layer"] for r in rows):
         pts = sorted((r["density"], r["score"]) for r in rows if r["layer"] == layer)
         ax.plot(*zip(*pts, strict=True), marker="o", label=(names or {}).get(layer, layer))
@@ -178,8 +173,4 @@ def plot_sensitivity(rows: list[dict], path: str | Path, names: dict[str, str] |
     ax.set_ylabel("accuracy")
     ax.legend(fontsize=6, ncol=2)
     ax.grid(alpha=0.3)
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=120)

@@ -19,16 +19,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib
-import matplotlib.pyplot as plt  # noqa: E402
-
-from squeezenet.atomic import atomic_path, write_text
+from squeezenet.atomic import write_text
 from squeezenet.errors import ConfigError, SqueezeNetError
 from squeezenet.formats.weights import load
 from squeezenet.models.registry import create_model, model_config
-
-matplotlib.use("Agg")
-
+from squeezenet.plotting import save, subplots
 
 # sweep -> (metaparameter, the paper's values, the other metaparameters held fixed)
 SWEEPS: dict[str, tuple[str, tuple, dict]] = {
@@ -192,7 +187,7 @@ def write_results(rows: list[dict], out: str | Path, title: str) -> list[Path]:
     w.writerows(rows)
     write_text(out / "results.csv", buf.getvalue())
     write_text(out / "results.json", json.dumps(rows, indent=1))
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+    fig, ax = subplots(figsize=(6, 4.2))
     xs = [r["bytes_fp32"] / 1e6 for r in rows]
     for key, marker in (("top1", "o"), ("top5", "s")):
         ys = [100 * r[key] for r in rows if r[key] is not None]
@@ -207,7 +202,5 @@ def write_results(rows: list[dict], out: str | Path, title: str) -> list[Path]:
     ax.grid(alpha=0.3)
     ax.legend()
     png = out / "figure.png"
-    with atomic_path(png) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    save(fig, png)
     return [out / "results.csv", out / "results.json", png]

@@ -12,16 +12,13 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-import matplotlib
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+import torch
 
-from squeezenet.atomic import atomic_path, write_text
+from squeezenet.atomic import write_text
 from squeezenet.experiments import paper
 from squeezenet.models.registry import create_model
 from squeezenet.models.summary import summarize
-
-matplotlib.use("Agg")
+from squeezenet.plotting import save, subplots
 
 
 def _params(name: str, **kw) -> int:
@@ -36,12 +33,6 @@ def _md_table(head: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     return "\n".join(lines)
-
-
-def _savefig(fig, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
 
 
 def section_table1(out: Path, results: Path) -> str:
@@ -100,7 +91,7 @@ def section_sweeps(out: Path, results: Path) -> str:
     sr_vals = sorted(paper.SR_PARAMS)
     sr_params = [_params("squeezenet1_0", sr=v) for v in sr_vals]
     pct_params = [_params("squeezenet1_0", sr=0.5, pct3x3=v) for v in paper.PCT3X3_VALUES]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, axes = subplots(1, 2, figsize=(10, 3.8))
     axes[0].plot(sr_vals, [_mb(n) for n in sr_params], "o-", label="ours (fp32 MB)")
     axes[0].plot(sr_vals, [_mb(paper.SR_PARAMS[v]) for v in sr_vals], "x--", label="paper's parameter counts")
     axes[0].set(xlabel="squeeze ratio SR", ylabel="model size (MB, fp32)", title="(a) SR sweep, pct3x3 = 0.5")
@@ -111,7 +102,7 @@ def section_sweeps(out: Path, results: Path) -> str:
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend()
-    _savefig(fig, out / "figure3_sizes.png")
+    save(fig, out / "figure3_sizes.png")
     rows_sr = [[v, f"{n:,}", f"{paper.SR_PARAMS[v] / 1e6:.2f} M", f"{_mb(n):.2f}"]
                for v, n in zip(sr_vals, sr_params, strict=True)]
     rows_pct = [[v, f"{n:,}", f"{_mb(n):.2f}"] for v, n in zip(paper.PCT3X3_VALUES, pct_params, strict=True)]

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from squeezenet.atomic import atomic_path
+from squeezenet.plotting import save, subplots
 
 
 def plot_curves(history: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     ep = [h["epoch"] for h in history]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (a, b) = subplots(1, 2, figsize=(10, 4))
     a.plot(ep, [h["train_loss"] for h in history], label="train")
     a.plot(ep, [h["val_loss"] for h in history], label="val")
     a.set(xlabel="epoch", ylabel="loss")
@@ -24,7 +19,4 @@ def plot_curves(history: list[dict], path: Path) -> None:
     b.plot(ep, [h["val_top5"] for h in history], label="val top-5")
     b.set(xlabel="epoch", ylabel="accuracy", ylim=(0, 1))
     b.legend()
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save(fig, path, dpi=100)
