@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 import torch
+from fresh import default_out
 
 from squeezenet.atomic import write_text
 from squeezenet.compression.options import CompressOptions
@@ -46,7 +46,8 @@ def sizes(image_size: int, classes: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=str(Path(__file__).parents[1] / "results" / "table2" / "alexnet_sizes.json"))
+    ap.add_argument("--out", default=default_out("alexnet_sizes"),
+                    help="output JSON (default: a new file under results/benchmarks/)")
     args = ap.parse_args()
     rows = [sizes(s, c) for s, c in SHAPES]
     for r in rows:

@@ -3,9 +3,9 @@
 For the authors' 8-bit weights (re-encoded losslessly) and the same weights re-clustered to 6 bits, every coder
 setting writes a file: fixed width (the authors' layout: fixed-width codes, 4-bit gaps, fp32 codebooks and
 biases), Huffman only, ANS only, and the default (per stream the smallest). Decoding is timed from bytes to a
-state_dict (median of repeats). Results go to benchmarks/results/compress.json.
+state_dict (median of repeats). Results go to results/benchmarks/compress.json.
 
-    python benchmarks/compress.py [--repeats 7] [--out benchmarks/results/compress.json]
+    python benchmarks/compress.py [--repeats 7] [--out results/benchmarks/compress.json]
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 import torch
+from fresh import default_out
 
 import squeezenet
 from squeezenet.atomic import write_text
@@ -56,7 +57,7 @@ def streams_by_coder(decoded: sqzformat.Decoded) -> dict[str, int]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=7)
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "compress.json"))
+    ap.add_argument("--out", default=default_out("compress"))
     ap.add_argument("--sqz", nargs="*", default=[], help="existing .sqz files whose decoding is timed too "
                     "(e.g. the 6-bit output of `squeezenet compress`)")
     args = ap.parse_args()

@@ -9,7 +9,7 @@ adds, for v1.0, the int8 alternatives that were tried, each differing from ours 
 scale, QOperator, per-tensor, s8 activations, u8 weights, no layout optimisation, one thread), and PyTorch's
 own x86 int8. Weights are freshly initialised: speed does not depend on their values. Writes JSON and a PNG.
 
-    python benchmarks/inference.py [--rounds 30] [--variants] [--out benchmarks/results/inference.json]
+    python benchmarks/inference.py [--rounds 30] [--variants] [--out results/benchmarks/inference.json]
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import torch
+from fresh import default_out
 from onnxruntime.quantization import QuantFormat, QuantType
 from torch import nn
 
@@ -169,7 +170,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=30, help="interleaved timing rounds per batch size (30)")
     ap.add_argument("--variants", action="store_true", help="also time the int8 alternatives tried, for v1.0")
     ap.add_argument("--calibration-images", type=int, default=300)
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "inference.json"))
+    ap.add_argument("--out", default=default_out("inference"),
+                    help="output JSON (default: a new file under results/benchmarks/)")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     logging.getLogger().setLevel(logging.ERROR)

@@ -13,6 +13,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from fresh import default_out
 from table2_rows import authors_rows
 
 from squeezenet.atomic import write_text
@@ -25,7 +26,8 @@ def main() -> None:
     data = shared_dir() / "data"
     ap.add_argument("--data", nargs="+", default=[str(data / "imagenet-val-1300"), str(data / "imagenet-sample-750")])
     ap.add_argument("--limit", type=int, help="a class-balanced sample of N images of each set")
-    ap.add_argument("--out", default=str(Path(__file__).parents[1] / "results" / "compress" / "table2.json"))
+    ap.add_argument("--out", default=default_out("table2"),
+                    help="output JSON (default: a new file under results/benchmarks/)")
     args = ap.parse_args()
     rows = authors_rows(val_dirs=args.data, sqz6=args.sqz6, limit=args.limit)
     for r in rows:

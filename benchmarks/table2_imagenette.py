@@ -16,6 +16,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from fresh import default_out
 from table2_rows import measure
 
 from squeezenet.atomic import write_text
@@ -33,7 +34,8 @@ def main() -> None:
                         help=f"{network}, compression {compression}")
     ap.add_argument("--data", default=str(shared_dir() / "data" / "imagenette2" / "val"))
     ap.add_argument("--limit", type=int, help="a random N of the images only")
-    ap.add_argument("--out", default=str(Path(__file__).parents[1] / "results" / "table2" / "table2.json"))
+    ap.add_argument("--out", default=default_out("table2_imagenette"),
+                    help="output JSON (default: a new file under results/benchmarks/)")
     args = ap.parse_args()
     rows = measure([(n, c, getattr(args, k)) for k, n, c in ROWS if getattr(args, k)], args.data, args.limit)
     for r in rows:

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from fresh import default_out
 from PIL import Image
 
 from squeezenet import create_model
@@ -134,7 +135,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads of the training process")
     p.add_argument("--workers", type=int, default=os.cpu_count(), help="DataLoader workers of the plain loop")
     p.add_argument("--cache-dir")
-    p.add_argument("--out", default="benchmarks/results/train_throughput.json")
+    p.add_argument("--out", default=default_out("train_throughput"),
+                    help="output JSON (default: a new file under results/benchmarks/)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     plain_w = f"plain_pil_dataloader_{args.workers}_workers"

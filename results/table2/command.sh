@@ -33,9 +33,10 @@ done
 # the table: sizes as the paper counts them, top-1/top-5 on all 3,925 val images -> results/table2/table2.json
 (cd $R && python ../../benchmarks/table2_imagenette.py --alexnet alexnet.safetensors --svd alexnet-svd.safetensors \
   --pruned alexnet-pruned.safetensors --deep-compression alexnet-dc.sqz --squeezenet squeezenet.safetensors \
-  --squeezenet-dc8 squeezenet-dc8.sqz --squeezenet-dc6 squeezenet-dc6.sqz --data ../../$D/val)
+  --squeezenet-dc8 squeezenet-dc8.sqz --squeezenet-dc6 squeezenet-dc6.sqz --data ../../$D/val \
+  --out ../../results/table2/table2.json)
 # why the AlexNet ratios depend on the input size and classes (untrained networks, sizes only)
-python benchmarks/alexnet_sizes.py
+python benchmarks/alexnet_sizes.py --out results/table2/alexnet_sizes.json
 # SqueezeNet with longer retraining after pruning (results/table2/squeezenet-retrain/)
 for e in 6 12; do
   squeezenet compress --weights $R/squeezenet.safetensors --profile table1 --retrain-epochs $e --loss both \

@@ -64,9 +64,10 @@ def typed(kind: type, name: str, meta: dict):
 
 
 def add_fields(p: argparse.ArgumentParser | argparse._ArgumentGroup, cls: type, names: list[str] | None = None,
-               unset: bool = False) -> None:
+               unset: bool = False, show_default: bool = True) -> None:
     """A flag per described field of dataclass `cls` (`names`: only these). `unset`: every default is None, so
-    that only what the user typed overrides something else (a recipe, a base configuration)."""
+    that only what the user typed overrides something else (a recipe, a base configuration); the help still
+    names the field's default unless `show_default` is off."""
     hints = typing.get_type_hints(cls)
     for f in fields(cls):
         meta = dict(f.metadata)
@@ -75,6 +76,8 @@ def add_fields(p: argparse.ArgumentParser | argparse._ArgumentGroup, cls: type, 
         kind = _base_type(hints[f.name])
         default = None if unset or meta.get("recipe") or f.default is MISSING else f.default
         help_text = meta["help"] + (" (default: from the recipe)" if meta.get("recipe") and not unset else "")
+        if unset and show_default and f.default not in (MISSING, None, False, True):
+            help_text += f" (default: {f.default})"
         if kind is bool:
             if f.default:  # on by default: the flag turns it off
                 p.add_argument(flag("no_" + f.name), dest=f.name, action="store_false",
@@ -112,7 +115,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     from squeezenet.models.config import SqueezeNetConfig
 
     add_fields(p.add_argument_group("architecture overrides (the paper's metaparameters and variants)"),
-               SqueezeNetConfig, MODEL_FIELDS, unset=True)
+               SqueezeNetConfig, MODEL_FIELDS, unset=True, show_default=False)
 
 
 def model_kwargs(args: argparse.Namespace) -> dict:
