@@ -121,3 +121,27 @@ def test_bypass_sum_is_normalised_under_batch_norm():
         assert y.mean().abs() < 1e-4 and abs(y.std().item() - 1) < 0.01
     plain = create_model("squeezenet1_0", bypass="simple")  # the paper's net: the sum as it is
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules())
+
+
+def test_one_model_interface_for_squeezenet_and_alexnet():
+    """timm's: reset_classifier, forward_features + forward_head == forward, the paper's layer names, a registry."""
+    from squeezenet.models.alexnet import AlexNetConfig
+    from squeezenet.models.registry import architecture, describe, list_models
+
+    assert list_models("squeeze*") == ["squeezenet1_0", "squeezenet1_0_caffe", "squeezenet1_1"]
+    assert list_models("alex*") == ["alexnet"]
+    torch.manual_seed(0)
+    for model, size in ((create_model("squeezenet1_1", num_classes=7), 64),
+                        (create_model("alexnet", num_classes=7, image_size=67), 67)):
+        model.eval()
+        x = torch.randn(2, 3, size, size)
+        torch.testing.assert_close(model.forward_head(model.forward_features(x)), model(x))
+        before = {k: v.clone() for k, v in model.state_dict().items() if k not in model.head_keys}
+        model.reset_classifier(3)
+        assert model(x).shape == (2, 3) and model.num_classes == 3 and model.config.num_classes == 3
+        assert all(torch.equal(before[k], v) for k, v in model.state_dict().items() if k in before)
+        arch, config = describe(model)
+        assert arch == model.arch and architecture(arch, config).state_dict().keys() == model.state_dict().keys()
+        names = model.layer_names()
+        assert names[next(iter(names))] == "conv1" and set(names) <= set(model.state_dict())
+    assert isinstance(model.config, AlexNetConfig) and names["classifier.6.weight"] == "fc8"
