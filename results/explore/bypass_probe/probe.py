@@ -7,15 +7,10 @@ import torch
 import torch.nn.functional as F
 
 from squeezenet import create_model
-from squeezenet.data import (
-    cache_side,
-    decode_cached,
-    list_samples,
-    random_resized_crop,
-    random_resized_crop_params,
-    to_nchw,
-)
-from squeezenet.preprocess import preset
+from squeezenet.data.augment import random_resized_crop, random_resized_crop_params, to_nchw
+from squeezenet.data.cache import cache_side, decode_cached
+from squeezenet.data.folders import list_samples
+from squeezenet.models.preprocessing import preset
 
 torch.set_num_threads(1)
 variant, lr, steps = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
