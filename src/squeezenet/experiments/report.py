@@ -240,13 +240,12 @@ def section_bundled(out: Path, results: Path) -> str:
 
     path = bundled_path("imagenette")
     w = load("imagenette")
-    params = sum(v.numel() for v in w.state_dict.values())
     bits = w.meta.get("compression", {}).get("bits")
     return (f"## The bundled model: `squeezenet.load(\"imagenette\")`\n\nSqueezeNet v1.1 "
             f"(BatchNorm recipe) trained from scratch on Imagenette ({len(w.classes)} classes), run at "
             f"{w.preprocessing.crop_size} px ({w.preprocessing.protocol}), stored as {bits}-bit weight sharing, "
-            f"entropy coded: **{path.stat().st_size:,} bytes** for {params:,} parameters ({4 * params:,} bytes in "
-            f"fp32); its accuracy is in the headline figures. Bundled models: {', '.join(BUNDLED)}.\n")
+            f"entropy coded: **{path.stat().st_size:,} bytes** for {w.num_params:,} parameters ({w.fp32_bytes:,} "
+            f"bytes in fp32); its accuracy is in the headline figures. Bundled models: {', '.join(BUNDLED)}.\n")
 
 
 def section_headline(out: Path, results: Path) -> str:
