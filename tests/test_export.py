@@ -113,3 +113,10 @@ def test_bad_onnx_files_are_one_line_errors(tmp_path, exported, capsys):
         assert err.startswith("squeezenet: error:") and len(err.strip().splitlines()) == 1
     with pytest.raises(SqueezeNetError, match="onnxruntime"):
         open_model(bare, backend="torch")
+
+
+def test_the_output_suffix_must_fit_the_format(tmp_path, capsys):
+    assert main(["export", "imagenette", "--out", str(tmp_path / "sq.tflite")]) == 2
+    assert ".onnx" in capsys.readouterr().err and not list(tmp_path.iterdir())
+    assert main(["compress", "imagenette", "--out", str(tmp_path / "x.onnx")]) == 2
+    assert ".sqz" in capsys.readouterr().err and not list(tmp_path.iterdir())

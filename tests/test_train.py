@@ -18,8 +18,9 @@ from safetensors.torch import load_file
 from squeezenet.cli import main
 from squeezenet.errors import SqueezeNetError
 from squeezenet.formats.weights import load
-from squeezenet.training.loop import build_model, train
+from squeezenet.training.loop import train
 from squeezenet.training.recipes import TrainConfig, recipe_config
+from squeezenet.training.transfer import build_model
 
 TINY = ["--image-size", "40", "--batch-size", "12", "--threads", "1", "--warmup-epochs", "0.5"]
 
@@ -135,3 +136,31 @@ def test_alexnet_trains_saves_and_evaluates(tiny, tmp_path):
         build_model(replace(two, image_size=128), w.class_ids)
     with pytest.raises(SqueezeNetError, match="another architecture"):
         build_model(recipe_config("bn", data=str(tiny), out=str(tmp_path / "x"), model="alexnet"), w.class_ids)
+
+
+def test_a_run_folder_is_never_silently_replaced(tiny, tmp_path, capsys):
+    """A finished run is refused without --overwrite; --resume of nothing is an error; one train per folder."""
+    from squeezenet.training.checkpoint import lock_run_folder as _lock
+
+    args = ["train", "--data", str(tiny), "--out", str(tmp_path / "r"), "--epochs", "1", "--batch-size", "12",
+            "--image-size", "32", "--threads", "1", "--cache-dir", str(tmp_path / "cache")]
+    assert main(args) == 0
+    model = (tmp_path / "r" / "model.safetensors").read_bytes()
+    capsys.readouterr()
+    assert main(args) == 2 and "already holds a run" in capsys.readouterr().err
+    assert (tmp_path / "r" / "model.safetensors").read_bytes() == model
+    assert main([*args, "--overwrite", "--seed", "1"]) == 0
+    assert (tmp_path / "r" / "model.safetensors").read_bytes() != model
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "config.json").write_text((tmp_path / "r" / "config.json").read_text())
+    capsys.readouterr()
+    assert main(["train", "--resume", str(tmp_path / "empty")]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
+    held = _lock(tmp_path / "busy")
+    try:
+        busy = ["train", "--data", str(tiny), "--out", str(tmp_path / "busy"), "--epochs", "1", "--batch-size", "12"]
+        r = subprocess.run([sys.executable, "-m", "squeezenet", *busy], capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == 2 and "in use by another" in r.stderr
+    finally:
+        held.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import struct
 
+import numpy as np
 import pytest
 import torch
 
@@ -96,3 +97,49 @@ def test_cli_convert(authors_model, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "1,244,448 weights (415,921 non-zero), 3,976 biases, 675,763 bytes consumed exactly" in printed
     assert squeezenet.load(out).meta["weights"] == 1_244_448
+
+
+def test_a_torchvision_state_dict_loads_safely(tmp_path, capsys):
+    """A plain state_dict (torchvision's keys, made here from our own model) is read with weights_only; a pickle
+    that would run code is refused in one line and runs nothing."""
+    import os
+
+    from squeezenet.cli import main
+
+    torch.manual_seed(0)
+    for name, shape in (("squeezenet1_0", (96, 3, 7, 7)), ("squeezenet1_1", (64, 3, 3, 3))):
+        model = squeezenet.create_model(name).eval()
+        torch.save({"state_dict": model.state_dict()}, tmp_path / f"{name}.pth")
+        w = squeezenet.load(tmp_path / f"{name}.pth")
+        assert w.config["conv10_padding"] == 0 and w.state_dict["features.0.weight"].shape == shape
+        assert name in w.meta["config_needed"] and w.preprocessing.protocol.startswith("shorter side to 256")
+        x = torch.randn(1, 3, 96, 96)
+        torch.testing.assert_close(w.build()(x), model(x))
+
+    class Planted:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'ran'}",))
+
+    torch.save({"features.0.weight": Planted()}, tmp_path / "planted.pth")
+    assert main(["summary", "--weights", str(tmp_path / "planted.pth")]) == 2
+    assert "refused without running it" in capsys.readouterr().err and not (tmp_path / "ran").exists()
+
+
+def test_pretrained_models_timm_style(authors_model):
+    from PIL import Image
+
+    m = squeezenet.create_model("squeezenet1_0", pretrained=True)
+    assert m.num_classes == 1000 and m.config.conv10_padding == 1 and "warp" in m.pretrained_cfg["protocol"]
+    m = squeezenet.create_model("squeezenet1_1", pretrained=True, num_classes=4)
+    assert m.num_classes == 4 and m.pretrained_cfg["num_classes"] == 10
+    assert squeezenet.list_models("squeeze*", pretrained=True) == ["squeezenet1_0", "squeezenet1_0_caffe",
+                                                                   "squeezenet1_1"]
+    with pytest.raises(SqueezeNetError, match="no pretrained weights"):
+        squeezenet.create_model("alexnet", pretrained=True)
+    with pytest.raises(SqueezeNetError, match="only num_classes"):
+        squeezenet.create_model("squeezenet1_1", pretrained=True, sr=0.5)
+    # the preprocessing is a transform for a PIL image or a uint8 tensor alike
+    pre = squeezenet.load("imagenette").preprocessing
+    image = Image.new("RGB", (50, 30), (200, 10, 40))
+    u8 = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)
+    torch.testing.assert_close(pre(u8), pre(image))

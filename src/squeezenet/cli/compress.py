@@ -58,8 +58,9 @@ def run(args: argparse.Namespace) -> int:
     from squeezenet.training.evaluation import scorer
 
     fp32 = args.quantize is False
-    if fp32 != args.out.endswith(".safetensors"):
-        raise SqueezeNetError("--out: fp32 results (--no-quantize) are written as .safetensors, quantized ones as .sqz")
+    if not args.out.endswith(".safetensors" if fp32 else ".sqz"):
+        raise SqueezeNetError(f"--out {args.out}: fp32 results (--no-quantize) are written as .safetensors, "
+                              "quantized ones as .sqz")
     eval_data = args.eval_data
     if eval_data is None and args.data and (Path(args.data) / "train").is_dir() and (Path(args.data) / "val").is_dir():
         eval_data = str(Path(args.data) / "val")  # a dataset root: learn from train/, measure on val/

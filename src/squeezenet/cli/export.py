@@ -27,7 +27,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from squeezenet.deploy.export import export_model
+    from squeezenet.errors import SqueezeNetError
 
+    if not args.out.lower().endswith(".onnx"):
+        raise SqueezeNetError(f"--out {args.out}: the {args.format} format is written to a .onnx file")
     r = export_model(weights_of(args), args.out, args.int8, args.calibration, args.calibration_images,
                      args.check_images)
     if args.json:

@@ -20,6 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from squeezenet.training.recipes import RECIPES, TrainConfig
 
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run (killed or not) from its last checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="start again in a --out folder that holds a run")
     p.add_argument("--recipe", choices=list(RECIPES), help="named defaults: bn (SqueezeNet's default: BatchNorm, no "
                    "ReLU after conv10, lr 0.1, batch 128, label smoothing 0.1), no-final-relu, paper (as published; "
                    "stalls on Imagenette), alexnet (AlexNet's default)")
@@ -49,5 +50,5 @@ def run(args: argparse.Namespace) -> int:
         overrides.pop("num_classes", None)
         options = values(args, TrainConfig)
         cfg = recipe_config(args.recipe, overrides, **options)
-    print(json.dumps(train(cfg, resume=bool(args.resume))))
+    print(json.dumps(train(cfg, resume=bool(args.resume), overwrite=args.overwrite)))
     return 0

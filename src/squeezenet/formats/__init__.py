@@ -4,9 +4,10 @@ The tier above the models: a format knows architectures and preprocessing, never
 algorithms. A new format is a module with a reader `(path, **options) -> Weights`, registered below.
 """
 
-from squeezenet.formats import deepcompression, safetensors, sqz
+from squeezenet.formats import deepcompression, safetensors, sqz, torchvision
 from squeezenet.formats.weights import register_format
 
 register_format("sqz", sqz.read, suffixes=(".sqz",), magic=sqz.MAGIC)
 register_format("deep-compression", deepcompression.read_deep_compression, suffixes=(".net",))
 register_format("safetensors", safetensors.read_safetensors, suffixes=(".safetensors",))
+register_format("torch-state-dict", torchvision.read_state_dict, suffixes=(".pth", ".pt"))

@@ -78,8 +78,12 @@ class Preprocessing:
         std = torch.tensor(self.std).view(1, 3, 1, 1)
         return (x * self.pixel_scale - mean) / std
 
-    def __call__(self, image: Image.Image) -> torch.Tensor:
-        """PIL image -> float32 CHW tensor."""
+    def __call__(self, image: Image.Image | torch.Tensor) -> torch.Tensor:
+        """PIL image or uint8 CHW RGB tensor -> float32 CHW tensor: a transform a DataLoader can use."""
+        if isinstance(image, torch.Tensor):
+            if image.dtype != torch.uint8 or image.dim() != 3 or image.shape[0] != 3:
+                raise ConfigError(f"expected a uint8 (3, H, W) tensor, got {image.dtype} {tuple(image.shape)}")
+            image = Image.fromarray(image.permute(1, 2, 0).contiguous().numpy())
         return self.normalize(self.to_uint8(image)[None])[0]
 
     @property

@@ -6,6 +6,7 @@ run folder can hold no code, and a damaged one is a one-line error naming it.
 
 from __future__ import annotations
 
+import fcntl
 import pickle
 import zipfile
 from pathlib import Path
@@ -40,3 +41,25 @@ def load_checkpoint(path: Path) -> dict:
     if not isinstance(state, dict) or not KEYS <= set(state):
         raise SqueezeNetError(f"{path}: not a checkpoint of this project (missing {sorted(KEYS - set(state or {}))})")
     return state
+
+
+def check_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
+    """A run folder is never silently replaced: a started or finished run is resumed or overwritten on purpose."""
+    if resume and not (out / CHECKPOINT).is_file():
+        raise SqueezeNetError(f"nothing to resume in {out}: no {CHECKPOINT} (start the run again with --overwrite)")
+    done = [n for n in (CHECKPOINT, "model.safetensors") if (out / n).exists()]
+    if not resume and done and not overwrite:
+        raise SqueezeNetError(f"{out} already holds a run ({', '.join(done)}): --resume it, or --overwrite to start "
+                              "again")
+
+
+def lock_run_folder(out: Path):
+    """Hold RUN/.lock for the whole run, so that two `train` into one folder at once are refused."""
+    out.mkdir(parents=True, exist_ok=True)
+    handle = open(out / ".lock", "a")  # noqa: SIM115  (held open until the process ends)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise SqueezeNetError(f"{out} is in use by another `squeezenet train`") from None
+    return handle

@@ -32,13 +32,19 @@ from squeezenet.data.cache import DecodedImages, decode_cached
 from squeezenet.data.folders import list_samples
 from squeezenet.errors import SqueezeNetError
 from squeezenet.formats.safetensors import save
-from squeezenet.formats.weights import Weights, imagenet_classes, load
-from squeezenet.models.preprocessing import Preprocessing, preset
-from squeezenet.models.registry import architecture, create_model
-from squeezenet.training.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
+from squeezenet.formats.weights import Weights
+from squeezenet.models.preprocessing import Preprocessing
+from squeezenet.training.checkpoint import (
+    CHECKPOINT,
+    check_run_folder,
+    load_checkpoint,
+    lock_run_folder,
+    save_checkpoint,
+)
 from squeezenet.training.curves import plot_curves
 from squeezenet.training.evaluation import evaluate_decoded
 from squeezenet.training.recipes import TrainConfig, lr_lambda
+from squeezenet.training.transfer import build_model, class_names
 
 
 def _dist() -> tuple[int, int, int]:
@@ -63,52 +69,6 @@ def _load_split(root: Path, classes, pre: Preprocessing, cfg: TrainConfig, rank:
     if rank != 0:
         decoded = decode_cached(samples, side, cfg.cache_dir, cfg.skip_bad, progress=False, rebuild=False, warp=warp)
     return decoded
-
-
-def build_model(cfg: TrainConfig, classes: list[str]) -> tuple[nn.Module, Preprocessing]:
-    """A fresh model, or one started from `init_from` with a new classifier (conv10, fc8) when the classes differ.
-
-    When the new classes are among the old ones (Imagenette's wnids in the authors' ImageNet model), the new
-    classifier starts from the matching rows of the old one.
-    """
-    alexnet = {"image_size": cfg.image_size} if cfg.model == "alexnet" else {}
-    if not cfg.init_from:
-        kw = dict(cfg.model_overrides) | alexnet | {"num_classes": len(classes)}
-        try:
-            return create_model(cfg.model, **kw), preset("torchvision", cfg.image_size)
-        except SqueezeNetError as e:
-            raise SqueezeNetError(f"{e} (a recipe or option for another architecture?)") from None
-    w = load(cfg.init_from)
-    config = w.config | {k: v for k, v in cfg.model_overrides.items() if k == "dropout"}
-    if w.arch == "alexnet":
-        config |= {"image_size": cfg.image_size}
-    model = architecture(w.arch, config)
-    state = dict(w.state_dict)
-    old_ids = w.class_ids or w.classes
-    if old_ids != classes:  # a new head; its rows taken from the old one when the classes are among the old
-        model.reset_classifier(len(classes))
-        keys = model.head_keys
-        if set(classes) <= set(old_ids) and all(k in state and state[k].shape[0] == len(old_ids) for k in keys):
-            rows = torch.tensor([old_ids.index(c) for c in classes])
-            state = state | {k: state[k][rows] for k in keys}
-        else:
-            state = {k: v for k, v in state.items() if k not in keys and not k.startswith("classifier.6.")}
-    try:
-        model.load_state_dict(state, strict=False)
-    except RuntimeError as e:
-        raise SqueezeNetError(f"{cfg.init_from} does not fit at {cfg.image_size} px: {str(e).splitlines()[-1]}") \
-            from None
-    return model, w.preprocessing.at_size(cfg.image_size)
-
-
-def class_names(ids: list[str]) -> list[str]:
-    """Readable names for ImageNet wnids (Imagenette's folders) when the shared class list is at hand."""
-    try:
-        wnids, names = imagenet_classes()
-    except SqueezeNetError:
-        return ids
-    lookup = dict(zip(wnids, names, strict=True))
-    return [lookup.get(c, c) for c in ids]
 
 
 @dataclass
@@ -181,7 +141,7 @@ def _setup(cfg: TrainConfig, resume: bool) -> _Run:
     torch.manual_seed(cfg.seed + rank)  # dropout; per rank, restored from the checkpoint on resume
     run = _Run(cfg, rank, world, pre, net, model, opt, sched, train_set, val_set, device, micro, steps_per_epoch)
     out = Path(cfg.out)
-    if resume and (out / CHECKPOINT).is_file():
+    if resume:
         state = load_checkpoint(out / CHECKPOINT)
         net.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
@@ -275,8 +235,21 @@ def _end_epoch(run: _Run, seconds: float, loss_sum: float, correct: int, seen: i
         print(json.dumps(row), flush=True)
 
 
-def train(cfg: TrainConfig, resume: bool = False) -> dict:
-    """Run (or continue) a training run in `cfg.out`; returns the last epoch's metrics."""
+def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> dict:
+    """Run (or continue) a training run in `cfg.out`; returns the last epoch's metrics. A folder that holds a run
+    is refused unless `resume` (continue it) or `overwrite` (start again); one `train` at a time per folder."""
+    lock = None
+    if int(os.environ.get("RANK", "0")) == 0:
+        check_run_folder(Path(cfg.out), resume, overwrite)
+        lock = lock_run_folder(Path(cfg.out))
+    try:
+        return _train(cfg, resume)
+    finally:
+        if lock is not None:
+            lock.close()
+
+
+def _train(cfg: TrainConfig, resume: bool) -> dict:
     run = _setup(cfg, resume)
     while run.epoch < cfg.epochs and run.running() and _epoch(run):
         pass
