@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from tqdm import tqdm
 
 from squeezenet.atomic import atomic_path, write_text
-from squeezenet.data.folders import Samples
+from squeezenet.data.folders import Samples, open_image, to_rgb
 from squeezenet.errors import SqueezeNetError
 from squeezenet.models.preprocessing import resize_and_crop
 
@@ -67,12 +67,12 @@ def _fingerprint(samples: Samples, side: int, warp: bool) -> str:
 def decode_square(path: str | Path, side: int, warp: bool = False) -> np.ndarray:
     """Resize the shorter side to `side` and centre-crop a square (`warp`: the whole image to `side` x `side`,
     Caffe's protocol); JPEG draft mode skips most of the work."""
-    try:
-        with Image.open(path) as im:
+    with open_image(path) as im:
+        try:
             im.draft("RGB", (side, side))
-            return np.asarray(resize_and_crop(im.convert("RGB"), side, side, warp), dtype=np.uint8)
-    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as e:
-        raise SqueezeNetError(f"cannot read image {path}: {e}") from None
+            return np.asarray(resize_and_crop(to_rgb(im), side, side, warp), dtype=np.uint8)
+        except (OSError, ValueError, Image.DecompressionBombError) as e:
+            raise SqueezeNetError(f"cannot read image {path}: {e}") from None
 
 
 def decoded_cache_paths(samples: Samples, side: int, cache_dir: str | Path | None = None,

@@ -4,6 +4,9 @@ named error, and the check that training and evaluation images never overlap."""
 from __future__ import annotations
 
 import csv
+import os
+import stat
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,10 +92,11 @@ def list_samples(root: str | Path, classes: list[str] | None = None) -> Samples:
         raise SqueezeNetError(f"{root}: class folder {unknown[0]!r} is not among the model's classes")
     paths, labels = [], []
     for c in found:
-        for p in sorted((root / c).iterdir()):
-            if p.suffix.lower() in IMAGE_SUFFIXES:
-                paths.append(p)
-                labels.append(index[c])
+        images = [p for p in sorted((root / c).iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+        if not images:
+            warnings.warn(f"class folder {root / c} has no images", stacklevel=2)
+        paths += images
+        labels += [index[c]] * len(images)
     if not paths:
         raise SqueezeNetError(f"no images found under {root}")
     return Samples(paths, labels, classes)
@@ -116,14 +120,44 @@ def _imagenet_labels(samples: Samples, labels_csv: Path) -> Samples:
     return Samples([p for p, _ in keep], [y for _, y in keep], samples.classes)
 
 
-def load_image(path: str | Path) -> Image.Image:
-    """Decode an image to RGB; a missing, corrupt or truncated file is a SqueezeNetError naming the file."""
+MAX_PIXELS = 64_000_000  # 8000 x 8000: above it, decoding one image costs gigabytes
+MAX_ASPECT = 20  # a 1 x 100000 strip would become 256 x 25.6 M pixels at the shorter-side resize
+
+
+def open_image(path: str | Path) -> Image.Image:
+    """Open (not yet decode) an image, refusing what would hang or exhaust memory: anything but a regular file
+    (a FIFO, a broken link or a link loop), more than `MAX_PIXELS` pixels, an aspect ratio beyond `MAX_ASPECT`."""
     try:
-        with Image.open(path) as im:
-            im.load()
-            return im.convert("RGB")
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise SqueezeNetError(f"cannot read image {path}: not a regular file")
+        im = Image.open(path)
     except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as e:
         raise SqueezeNetError(f"cannot read image {path}: {e}") from None
+    w, h = im.size
+    if w * h > MAX_PIXELS or max(w, h) > MAX_ASPECT * max(1, min(w, h)):
+        im.close()
+        raise SqueezeNetError(f"cannot read image {path}: {w}x{h} pixels is beyond the limits "
+                              f"({MAX_PIXELS:,} pixels, aspect ratio {MAX_ASPECT}:1)")
+    return im
+
+
+def to_rgb(im: Image.Image) -> Image.Image:
+    """RGB; 16- and 32-bit greyscale scaled to 8 bits (PIL's convert would clip them at 255)."""
+    if im.mode.startswith("I"):
+        a = np.asarray(im, dtype=np.float64)
+        a = a / 257 if a.max(initial=0) > 255 else a
+        im = Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8), "L")
+    return im.convert("RGB")
+
+
+def load_image(path: str | Path) -> Image.Image:
+    """Decode an image to RGB; a missing, corrupt, truncated or oversized file is a SqueezeNetError naming it."""
+    with open_image(path) as im:
+        try:
+            im.load()
+            return to_rgb(im)
+        except (OSError, ValueError, Image.DecompressionBombError) as e:
+            raise SqueezeNetError(f"cannot read image {path}: {e}") from None
 
 
 def image_array(path: str | Path) -> np.ndarray:
