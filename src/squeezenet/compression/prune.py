@@ -149,8 +149,12 @@ class Pruner:
 def sensitivity(model: nn.Module, score: Callable[[nn.Module], float], densities: tuple[float, ...] = (
         0.1, 0.2, 0.3, 0.5, 0.7, 1.0), layers: list[str] | None = None) -> list[dict]:
     """Accuracy against density, one layer pruned at a time (no retraining): rows {layer, density, score}."""
+    from tqdm import tqdm
+
     rows = []
-    for n in layers or quantizable(model):
+    names = layers or quantizable(model)
+    bar = tqdm(total=len(names) * len(densities), desc="sensitivity", unit="point", disable=None)
+    for n in names:
         p = model.get_parameter(n)
         saved = p.detach().clone()
         for d in densities:
@@ -158,6 +162,9 @@ def sensitivity(model: nn.Module, score: Callable[[nn.Module], float], densities
                 p.mul_(magnitude_mask(p, d))
                 rows.append({"layer": n, "density": d, "score": float(score(model))})
                 p.copy_(saved)
+            bar.set_postfix(layer=n, density=d)
+            bar.update(1)
+    bar.close()
     return rows
 
 
