@@ -34,13 +34,17 @@ def _state_dict(obj: object, path: Path) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in obj.items()}  # DDP-saved keys too
 
 
-def read_state_dict(path: Path) -> Weights:
+def safe_load(path: Path, what: str) -> object:
+    """`torch.load` that runs no code (tensors and containers only); anything else is one line naming `what`."""
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, ValueError) as e:
-        raise SqueezeNetError(f"{path}: not a readable PyTorch state_dict, refused without running it "
+        raise SqueezeNetError(f"{path}: not a readable {what}, refused without running it "
                               f"({type(e).__name__})") from None
-    state = _state_dict(obj, path)
+
+
+def read_state_dict(path: Path) -> Weights:
+    state = _state_dict(safe_load(path, "PyTorch state_dict"), path)
     conv1, conv10 = state.get("features.0.weight"), state.get("classifier.1.weight")
     if conv1 is None or conv10 is None or tuple(conv1.shape) not in CONV1 or conv10.dim() != 4:
         raise SqueezeNetError(f"{path}: not a torchvision SqueezeNet state_dict (features.0 / classifier.1 missing "

@@ -7,8 +7,6 @@ run folder can hold no code, and a damaged one is a one-line error naming it.
 from __future__ import annotations
 
 import fcntl
-import pickle
-import zipfile
 from pathlib import Path
 
 import torch
@@ -16,6 +14,7 @@ import torch.distributed as dist
 
 from squeezenet.atomic import atomic_path
 from squeezenet.errors import SqueezeNetError
+from squeezenet.formats.torchvision import safe_load
 
 CHECKPOINT = "checkpoint.pt"
 KEYS = {"model", "optimizer", "scheduler", "rng", "epoch", "step", "order", "history"}
@@ -33,11 +32,7 @@ def save_checkpoint(path: Path, state: dict, rank: int, world: int) -> None:
 
 
 def load_checkpoint(path: Path) -> dict:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, ValueError) as e:
-        raise SqueezeNetError(f"{path}: not a readable checkpoint of this project "
-                              f"({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''})") from None
+    state = safe_load(path, "checkpoint of this project")
     if not isinstance(state, dict) or not KEYS <= set(state):
         raise SqueezeNetError(f"{path}: not a checkpoint of this project (missing {sorted(KEYS - set(state or {}))})")
     return state
