@@ -34,6 +34,7 @@ from onnxruntime.quantization import QuantFormat, QuantType
 from torch import nn
 
 import squeezenet
+from squeezenet import progress
 from squeezenet.atomic import atomic_path, write_text
 from squeezenet.deploy.graph import check_images, to_onnx
 from squeezenet.deploy.int8 import calibration_batches, quantize_int8
@@ -84,23 +85,27 @@ def runners(name: str, batches: list[np.ndarray], variants: bool) -> dict[str, C
         BASELINE: OrtModel(fp32),
         "int8 (ours)": OrtModel(ours),
     }
-    if variants:
+    if variants:  # each is calibrated and quantized here: a bar, since this takes minutes
         all_opt = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        run |= {
-            "int8 no shared concat scale": OrtModel(quantize_int8(fp32, batches, share_concat_scales=False)),
-            "int8 QOperator": OrtModel(quantize_int8(fp32, batches, quant_format=QuantFormat.QOperator)),
-            "int8 per-tensor": OrtModel(quantize_int8(fp32, batches, per_channel=False)),
-            "int8 s8 activations": OrtModel(quantize_int8(fp32, batches, activation_type=QuantType.QInt8)),
-            "int8 u8 weights": OrtModel(quantize_int8(fp32, batches, weight_type=QuantType.QUInt8)),
-            "int8 graph opt extended": OrtModel(ours, optimization=ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED),
-            "int8 1 thread": OrtModel(ours, threads=1, optimization=all_opt),
-            "fp32 1 thread": OrtModel(fp32, threads=1, optimization=all_opt),
-            "pytorch x86 int8 (fx)": torch_x86_int8(model, batches),
+        build = {
+            "int8 no shared concat scale": lambda: OrtModel(quantize_int8(fp32, batches, share_concat_scales=False)),
+            "int8 QOperator": lambda: OrtModel(quantize_int8(fp32, batches, quant_format=QuantFormat.QOperator)),
+            "int8 per-tensor": lambda: OrtModel(quantize_int8(fp32, batches, per_channel=False)),
+            "int8 s8 activations": lambda: OrtModel(quantize_int8(fp32, batches, activation_type=QuantType.QInt8)),
+            "int8 u8 weights": lambda: OrtModel(quantize_int8(fp32, batches, weight_type=QuantType.QUInt8)),
+            "int8 graph opt extended": lambda: OrtModel(ours,
+                                                        optimization=ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED),
+            "int8 1 thread": lambda: OrtModel(ours, threads=1, optimization=all_opt),
+            "fp32 1 thread": lambda: OrtModel(fp32, threads=1, optimization=all_opt),
+            "pytorch x86 int8 (fx)": lambda: torch_x86_int8(model, batches),
         }
+        for k in progress.bar(build, desc=f"{name}: building the int8 variants", unit="variant"):
+            run[k] = build[k]()
     return run
 
 
-def measure(run: dict[str, Callable], images: torch.Tensor, batch: int, rounds: int) -> dict[str, list[float]]:
+def measure(run: dict[str, Callable], images: torch.Tensor, batch: int, rounds: int,
+            desc: str) -> dict[str, list[float]]:
     """ms per image of each runner. Round r times every runner once, in turn, on the same inputs.
 
     Each turn starts with an untimed call and ends with a pause: PyTorch's OpenMP threads and ONNX Runtime's
@@ -110,7 +115,7 @@ def measure(run: dict[str, Callable], images: torch.Tensor, batch: int, rounds: 
     inputs = [images[i:i + 1] for i in range(inner)] if batch == 1 else [images[:batch]]
     times: dict[str, list[float]] = {k: [] for k in run}
     with torch.inference_mode():
-        for _ in range(rounds):
+        for _ in progress.bar(range(rounds), desc=desc, unit="round", leave=False):
             for k, fn in run.items():
                 fn(inputs[0])
                 t = time.perf_counter()
@@ -188,7 +193,8 @@ def main() -> None:
             int8 = torch.as_tensor(run["int8 (ours)"](images))
         agreement = float((reference.argmax(1) == int8.argmax(1)).float().mean())
         for batch in BATCHES:
-            times = measure(run, images, batch, args.rounds if batch == 1 else max(5, args.rounds // 3))
+            times = measure(run, images, batch, args.rounds if batch == 1 else max(5, args.rounds // 3),
+                            f"{name} batch {batch}: timing {len(run)} runners")
             base = statistics.median(times[BASELINE])
             results[name][f"batch {batch}"] = {
                 k: {"ms_per_image": statistics.median(v), "ratio_to_ort_fp32": statistics.median(v) / base,

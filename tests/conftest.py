@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -34,3 +35,25 @@ def imagenet_val(shared) -> Path:
 @pytest.fixture(scope="session")
 def authors_model(shared) -> Path:
     return shared / "weights" / "deep-compression-squeezenet-v1.0"
+
+
+@pytest.fixture(scope="session")
+def tiny(imagenette, tmp_path_factory) -> Path:
+    """3 classes: 12 train and 4 val images each, linked from Imagenette."""
+    root = tmp_path_factory.mktemp("tiny")
+    for split, n in (("train", 12), ("val", 4)):
+        for c in sorted(os.listdir(imagenette / split))[:3]:
+            (root / split / c).mkdir(parents=True)
+            for f in sorted(os.listdir(imagenette / split / c))[:n]:
+                os.symlink(imagenette / split / c / f, root / split / c / f)
+    return root
+
+
+@pytest.fixture
+def folder(imagenette, tmp_path) -> Path:
+    """2 classes x 5 real Imagenette images, copied (so that they can be touched and corrupted)."""
+    for c in sorted(os.listdir(imagenette / "val"))[:2]:
+        (tmp_path / "d" / c).mkdir(parents=True)
+        for f in sorted(os.listdir(imagenette / "val" / c))[:5]:
+            shutil.copy(imagenette / "val" / c / f, tmp_path / "d" / c / f)
+    return tmp_path / "d"

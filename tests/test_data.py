@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 
 import numpy as np
 import pytest
@@ -13,16 +12,6 @@ from squeezenet.data.augment import center_crop, random_resized_crop, random_res
 from squeezenet.data.cache import decode_cached, decoded_cache_paths
 from squeezenet.data.folders import list_samples
 from squeezenet.errors import SqueezeNetError
-
-
-@pytest.fixture
-def folder(imagenette, tmp_path):
-    """2 classes x 5 real Imagenette images, copied (so they can be touched and corrupted)."""
-    for c in sorted(os.listdir(imagenette / "val"))[:2]:
-        (tmp_path / "d" / c).mkdir(parents=True)
-        for f in sorted(os.listdir(imagenette / "val" / c))[:5]:
-            shutil.copy(imagenette / "val" / c / f, tmp_path / "d" / c / f)
-    return tmp_path / "d"
 
 
 def test_cache_is_reused_and_invalidated(folder, tmp_path):

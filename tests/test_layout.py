@@ -8,7 +8,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src" / "squeezenet"
 # lowest first; a module may import its own tier and the tiers below it, never above
 TIERS = ["base", "models", "formats", "data", "compression", "training", "deploy", "experiments", "cli", "api"]
-BASE = {"errors", "paths", "atomic", "options", "plotting"}
+BASE = {"errors", "paths", "atomic", "options", "plotting", "progress", "signals"}
 
 
 def _module(path: Path) -> str:

@@ -25,18 +25,6 @@ from squeezenet.training.transfer import build_model
 TINY = ["--image-size", "40", "--batch-size", "12", "--threads", "1", "--warmup-epochs", "0.5"]
 
 
-@pytest.fixture(scope="module")
-def tiny(imagenette, tmp_path_factory):
-    """3 classes: 12 train and 4 val images each, linked from Imagenette."""
-    root = tmp_path_factory.mktemp("tiny")
-    for split, n in (("train", 12), ("val", 4)):
-        for c in sorted(os.listdir(imagenette / split))[:3]:
-            (root / split / c).mkdir(parents=True)
-            for f in sorted(os.listdir(imagenette / split / c))[:n]:
-                os.symlink(imagenette / split / c / f, root / split / c / f)
-    return root
-
-
 def _run(args, env_extra=None, **kw):
     env = os.environ | {"SQUEEZENET_CACHE": kw.pop("cache")} | (env_extra or {})
     return subprocess.Popen([sys.executable, "-m", "squeezenet", "train", *args], env=env,

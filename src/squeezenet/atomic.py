@@ -1,12 +1,39 @@
-"""Write files so that a crash never leaves a half-written one: temporary file in the same folder, then rename."""
+"""Write files so that a crash never leaves a half-written one: temporary file in the same folder, then rename.
+
+A temporary file is named `.NAME.PID.XXXX.tmp`: a `kill -9` cannot clean up after itself, so the next writer of
+the same file removes the ones whose process is gone (`stale_temporaries`).
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+_TMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[^.]+\.tmp$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def stale_temporaries(folder: Path, name: str | None = None) -> list[Path]:
+    """Temporary files in `folder` (of target `name`, or any) whose writing process no longer runs."""
+    found = []
+    for p in folder.glob(".*.tmp") if folder.is_dir() else []:
+        m = _TMP.match(p.name)
+        if m and (name is None or m["name"] == name) and not _alive(int(m["pid"])):
+            found.append(p)
+    return found
 
 
 @contextmanager
@@ -14,7 +41,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it replaces `path` atomically, on error it is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    for p in stale_temporaries(path.parent, path.name):
+        p.unlink(missing_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
@@ -22,6 +51,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield Path(tmp)
         os.replace(tmp, path)
+    except OSError as e:  # a full disk says which file it was writing
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

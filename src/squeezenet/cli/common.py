@@ -29,10 +29,14 @@ class Formatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if "%(default)" not in text and action.default not in (None, False, True, argparse.SUPPRESS) \
-                and action.option_strings:
+        if "%(default)" not in text and _shown(action.default) and action.option_strings:
             text += " (default: %(default)s)"
         return text
+
+
+def _shown(default: Any) -> bool:
+    """A default worth printing: not unset, not a switch's (identity, since 0 == False and 1.0 == True)."""
+    return not (default is None or default is MISSING or default is argparse.SUPPRESS or isinstance(default, bool))
 
 
 def flag(name: str) -> str:
@@ -75,8 +79,10 @@ def add_fields(p: argparse.ArgumentParser | argparse._ArgumentGroup, cls: type, 
             continue
         kind = _base_type(hints[f.name])
         default = None if unset or meta.get("recipe") or f.default is MISSING else f.default
-        help_text = meta["help"] + (" (default: from the recipe)" if meta.get("recipe") and not unset else "")
-        if unset and show_default and f.default not in (MISSING, None, False, True):
+        help_text = meta["help"]
+        if meta.get("recipe"):
+            help_text += " (default: from the recipe)"
+        elif unset and show_default and _shown(f.default):
             help_text += f" (default: {f.default})"
         if kind is bool:
             if f.default:  # on by default: the flag turns it off
@@ -140,7 +146,7 @@ def weights_of(args: argparse.Namespace) -> str:
 
 
 def add_backend_args(p: argparse.ArgumentParser) -> None:
-    from squeezenet.deploy.onnxruntime import BACKENDS
+    from squeezenet.deploy import BACKENDS
 
     p.add_argument("--backend", choices=BACKENDS, help="runtime (default: torch for weights, onnxruntime for .onnx)")
     p.add_argument("--int8", action="store_true", help="int8 on ONNX Runtime (calibrated now unless already int8)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from squeezenet.cli.common import add_backend_args, add_weights_arg, positive_int, weights_of
+from squeezenet.cli.common import add_backend_args, add_weights_arg, positive_int, typed, weights_of
 from squeezenet.errors import SqueezeNetError
 
 HELP = "top-1 / top-5 accuracy of weights on a folder of labelled images"
@@ -16,8 +16,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_weights_arg(p)
     p.add_argument("--data", required=True, help="ImageNet-style folder (<wnid>/*.JPEG) or a folder with labels.csv")
     p.add_argument("--limit", type=positive_int, help="evaluate N images only: a seeded class-balanced sample")
-    p.add_argument("--image-size", type=positive_int, help="input size (resize and crop in the weights' ratio); a "
-                   "net trained on random-resized crops is often best tested above its training size (FixRes)")
+    p.add_argument("--image-size", type=typed(int, "image_size", {"low": 16, "high": 1024}),
+                   help="input size (resize and crop in the weights' ratio) [16..1024]; a net trained on "
+                   "random-resized crops is often best tested above its training size (FixRes)")
     p.add_argument("--batch-size", type=positive_int, default=32, help="images per forward pass")
     p.add_argument("--workers", type=int, default=1, choices=range(0, 17), metavar="N",
                    help="image decoding processes")
@@ -38,8 +39,6 @@ def run(args: argparse.Namespace) -> int:
         if weights.backend == "onnxruntime" or weights.arch == "alexnet":  # an ONNX graph, AlexNet's fc6
             raise SqueezeNetError(f"{source} takes {pre.crop_size} px inputs only, not --image-size "
                                   f"{args.image_size}")
-        if args.image_size > 1024:
-            raise SqueezeNetError(f"--image-size must be at most 1024, got {args.image_size}")
         pre = pre.at_size(args.image_size)
     r = evaluate(weights.model, samples, pre, batch_size=args.batch_size, workers=args.workers)
     if args.json:

@@ -8,7 +8,6 @@ Imagenette's images), labels, or both.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from squeezenet import progress
 from squeezenet.compression.options import CompressOptions
 from squeezenet.compression.quantize import quantizable
 from squeezenet.data.augment import random_resized_crop, random_resized_crop_params
@@ -47,14 +47,15 @@ class _Batches:
 
 def train_steps(student: nn.Module, teacher: nn.Module | None, batches: Callable, params: list[nn.Parameter],
                 steps: int, lr: float, opts: CompressOptions, after_backward: Callable[[], None] = lambda: None,
-                after_step: Callable[[], None] = lambda: None, log: Callable[[str], None] = print) -> None:
-    """Adam with a cosine learning rate over `steps` batches; the student stays in eval mode (no dropout noise)."""
+                after_step: Callable[[], None] = lambda: None, desc: str = "training") -> None:
+    """Adam with a cosine learning rate over `steps` batches; the student stays in eval mode (no dropout noise).
+    A progress bar named `desc` shows the loss and the time left."""
     if steps == 0:
         return
     opt = torch.optim.Adam(params, lr=lr)
     student.eval()
-    t0 = time.perf_counter()
-    for step in range(steps):
+    bar = progress.bar(range(steps), desc=desc, unit="step", leave=False)
+    for step in bar:
         for g in opt.param_groups:
             g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / steps))
         x, y = batches()
@@ -72,8 +73,7 @@ def train_steps(student: nn.Module, teacher: nn.Module | None, batches: Callable
         after_backward()
         opt.step()
         after_step()
-        if step % 20 == 0 or step == steps - 1:
-            log(f"  step {step + 1}/{steps} loss {loss.item():.4f} ({time.perf_counter() - t0:.0f}s)")
+        bar.set_postfix(loss=f"{loss.item():.4f}")
 
 
 def fisher(model: nn.Module, batches: Callable, n_batches: int) -> dict[str, torch.Tensor]:
@@ -86,7 +86,7 @@ def fisher(model: nn.Module, batches: Callable, n_batches: int) -> dict[str, tor
     params = [model.get_parameter(n) for n in names]
     acc = [torch.zeros_like(p) for p in params]
     model.eval()
-    for _ in range(n_batches):
+    for _ in progress.bar(range(n_batches), desc="Fisher information", unit="batch", leave=False):
         x, _ = batches()
         out = model(x)
         y = torch.multinomial(F.softmax(out.detach().float(), 1), 1).squeeze(1)

@@ -76,8 +76,8 @@ class _Stages:
         self.log(f"{name}: {size:,} bytes" + (f", score {row['score']:.4f}" if "score" in row else ""))
 
 
-def _prune_and_retrain(model: nn.Module, teacher: nn.Module, batches, opts: CompressOptions, steps: int,
-                       log: Callable[[str], None]) -> Pruner | None:
+def _prune_and_retrain(model: nn.Module, teacher: nn.Module, batches, opts: CompressOptions,
+                       steps: int) -> Pruner | None:
     """Prune to the target densities, gradually (four steps along the AGP curve) when retraining; retraining
     alone fine-tunes factorised layers."""
     dens = densities_for(model, opts)
@@ -87,18 +87,18 @@ def _prune_and_retrain(model: nn.Module, teacher: nn.Module, batches, opts: Comp
         for i in range(1, k + 1):
             pruner.prune(i / k)
             train_steps(model, teacher, batches, list(model.parameters()), max(1, steps // k), opts.lr_retrain,
-                        opts, after_step=pruner.apply, log=log)
+                        opts, after_step=pruner.apply, desc=f"retraining, pruned {i}/{k} of the way")
     elif pruner:
         pruner.prune(1.0)
     elif steps:
-        train_steps(model, teacher, batches, list(model.parameters()), steps, opts.lr_retrain, opts, log=log)
+        train_steps(model, teacher, batches, list(model.parameters()), steps, opts.lr_retrain, opts,
+                    desc="retraining")
     if pruner:
         pruner.remove()
     return pruner
 
 
-def _quantize(model: nn.Module, teacher: nn.Module, batches, opts: CompressOptions, steps: int,
-              log: Callable[[str], None]) -> dict:
+def _quantize(model: nn.Module, teacher: nn.Module, batches, opts: CompressOptions, steps: int) -> dict:
     """Weight sharing (Fisher-weighted when asked), then the centroids fine-tuned for `steps` batches."""
     importance = fisher(model, batches, opts.fisher_batches) if opts.fisher_batches else None
     bits = opts.bits if opts.fc_bits is None else layer_bits(model, opts.bits, opts.fc_bits)
@@ -107,7 +107,7 @@ def _quantize(model: nn.Module, teacher: nn.Module, batches, opts: CompressOptio
         sharing = WeightSharing(model, quantized)
         biases = [p for n, p in model.named_parameters() if n not in quantized]
         train_steps(model, teacher, batches, sharing.centroids() + biases, steps, opts.lr_finetune, opts,
-                    after_backward=sharing.accumulate, after_step=sharing.sync, log=log)
+                    after_backward=sharing.accumulate, after_step=sharing.sync, desc="fine-tuning the centroids")
         quantized = sharing.quantized()
     return quantized
 
@@ -134,7 +134,7 @@ def compress(weights: Weights, opts: CompressOptions, data_dir: str | Path | Non
     if opts.svd:
         stage(f"SVD (rank {', '.join(f'{k} {r}' for k, r in weights.config['ranks'].items())})", fp32_bytes(model),
               model)
-    pruner = _prune_and_retrain(model, teacher, batches, opts, steps(opts.retrain_epochs), log)
+    pruner = _prune_and_retrain(model, teacher, batches, opts, steps(opts.retrain_epochs))
     if pruner:
         stage("pruned", sparse_fp32_bytes(model), model)
     elif opts.retrain_epochs:
@@ -144,7 +144,7 @@ def compress(weights: Weights, opts: CompressOptions, data_dir: str | Path | Non
                   weights.classes, weights.preprocessing, weights.class_ids, meta)
     if not opts.quantize:
         return Result(out, None, fp32_layers(model, sparse=pruner is not None), stage.rows)
-    quantized = _quantize(model, teacher, batches, opts, steps(opts.finetune_epochs), log)
+    quantized = _quantize(model, teacher, batches, opts, steps(opts.finetune_epochs))
     out.state_dict = {k: v.detach().clone() for k, v in model.state_dict().items()}
     data, layers = sqzformat.encode(out, quantized, gap_bits=opts.gap_bits, coders=opts.coders)
     decoded = sqzformat.decode(data).weights

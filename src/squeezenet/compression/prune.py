@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from squeezenet import progress
 from squeezenet.compression.quantize import quantizable
 from squeezenet.errors import ConfigError
 from squeezenet.models.alexnet import AlexNet
@@ -149,11 +150,9 @@ class Pruner:
 def sensitivity(model: nn.Module, score: Callable[[nn.Module], float], densities: tuple[float, ...] = (
         0.1, 0.2, 0.3, 0.5, 0.7, 1.0), layers: list[str] | None = None) -> list[dict]:
     """Accuracy against density, one layer pruned at a time (no retraining): rows {layer, density, score}."""
-    from tqdm import tqdm
-
     rows = []
     names = layers or quantizable(model)
-    bar = tqdm(total=len(names) * len(densities), desc="sensitivity", unit="point", disable=None)
+    bar = progress.bar(total=len(names) * len(densities), desc="sensitivity", unit="point")
     for n in names:
         p = model.get_parameter(n)
         saved = p.detach().clone()
@@ -169,15 +168,35 @@ def sensitivity(model: nn.Module, score: Callable[[nn.Module], float], densities
 
 
 def plot_sensitivity(rows: list[dict], path: str | Path, names: dict[str, str] | None = None) -> Path:
-    """One curve per layer: score against density (the paper's Fig. 5 of Deep Compression)."""
-    from squeezenet.plotting import save, subplots
+    """Small multiples of the paper's Fig. 5 (Deep Compression): one panel per module (fire2/squeeze1x1, expand1x1
+    and expand3x3 in one panel, a colour each), a shared accuracy axis, so 26 curves stay readable."""
+    from squeezenet.plotting import percent_axis, save, subplots
 
-    fig, ax = subplots(figsize=(8, 5))
-    for layer in dict.fromkeys(r["layer"] for r in rows):
-        pts = sorted((r["density"], r["score"]) for r in rows if r["layer"] == layer)
-        ax.plot(*zip(*pts, strict=True), marker="o", label=(names or {}).get(layer, layer))
-    ax.set_xlabel("density (fraction of weights kept)")
-    ax.set_ylabel("accuracy")
-    ax.legend(fontsize=6, ncol=2)
-    ax.grid(alpha=0.3)
+    panels: dict[str, dict[str, list]] = {}  # module -> role -> [(density, score)], in network order
+    for r in rows:
+        module, _, role = (names or {}).get(r["layer"], r.get("name", r["layer"])).partition("/")
+        panels.setdefault(module, {}).setdefault(role, []).append((r["density"], r["score"]))
+    roles = list(dict.fromkeys(role for p in panels.values() for role in p if role))  # one colour per role
+    nrows = -(-len(panels) // 5)
+    cols = -(-len(panels) // nrows)  # at most 5 a row, rows filled evenly
+    fig, axes = subplots(nrows, cols, figsize=(2.4 * cols, 2 * nrows + 1), sharex=True, sharey=True,
+                         squeeze=False, layout="constrained")
+    for ax, (module, curves) in zip(axes.flat, panels.items(), strict=False):
+        for role, pts in curves.items():
+            color = f"C{roles.index(role)}" if role else "k"  # a lone layer (conv1, fc6) is black
+            ax.plot(*zip(*sorted(pts), strict=True), marker="o", ms=3, color=color, label=role or None)
+        ax.set_title(module, fontsize=9)
+        ax.grid(alpha=0.3)
+    for i in range(len(panels), nrows * cols):
+        axes.flat[i].remove()
+        axes.flat[i - cols].xaxis.set_tick_params(labelbottom=True)  # now the bottom of its column
+    percent_axis(axes[0, 0], "x")
+    percent_axis(axes[0, 0], "y")
+    handles = {lab: h for ax in axes.flat[: len(panels)]
+               for h, lab in zip(*ax.get_legend_handles_labels(), strict=True)}  # one entry per role
+    if handles:
+        fig.legend(handles.values(), handles.keys(), loc="outside right upper")
+    fig.supxlabel("density (weights kept)")
+    fig.supylabel("accuracy")
+    fig.suptitle("Pruning sensitivity: one layer pruned at a time, no retraining")
     return save(fig, path, dpi=120)

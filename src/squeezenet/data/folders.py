@@ -4,6 +4,7 @@ named error, and the check that training and evaluation images never overlap."""
 from __future__ import annotations
 
 import csv
+import glob
 import os
 import stat
 import warnings
@@ -72,16 +73,8 @@ def list_samples(root: str | Path, classes: list[str] | None = None) -> Samples:
     labels_csv = root / "labels.csv"
     if labels_csv.is_file():
         base = root / "images" if (root / "images").is_dir() else root
-        paths, labels = [], []
-        with open(labels_csv, newline="") as f:
-            for i, row in enumerate(csv.reader(f)):
-                if i == 0 and row and not row[-1].strip().lstrip("-").isdigit():
-                    continue  # header
-                if len(row) < 2 or not row[1].strip().lstrip("-").isdigit():
-                    raise SqueezeNetError(f"{labels_csv}: line {i + 1} is not 'file,label': {row}")
-                paths.append(base / row[0].strip())
-                labels.append(int(row[1]))
-        return _imagenet_labels(Samples(paths, labels, classes or []), labels_csv)
+        paths, labels = _read_labels_csv(labels_csv, base)
+        return _imagenet_labels(Samples(paths, labels, classes or _csv_classes(labels)), labels_csv)
     found = sorted(d.name for d in root.iterdir() if d.is_dir())
     if not found:
         raise SqueezeNetError(f"{root} has neither class sub-folders nor a labels.csv")
@@ -100,6 +93,66 @@ def list_samples(root: str | Path, classes: list[str] | None = None) -> Samples:
     if not paths:
         raise SqueezeNetError(f"no images found under {root}")
     return Samples(paths, labels, classes)
+
+
+def _is_int(text: str) -> bool:
+    t = text.strip().removeprefix("-")
+    return t.isascii() and t.isdigit()
+
+
+def _read_labels_csv(labels_csv: Path, base: Path) -> tuple[list[Path], list[int]]:
+    """(paths, labels) of a `file,label` CSV (an optional header line); a bad line is named with its number."""
+    paths, labels = [], []
+    try:
+        with open(labels_csv, newline="", encoding="utf-8") as f:
+            for i, row in enumerate(csv.reader(f)):
+                if i == 0 and row and not _is_int(row[-1]):
+                    continue  # header
+                if len(row) < 2 or not _is_int(row[1]):
+                    raise SqueezeNetError(f"{labels_csv}: line {i + 1} is not 'file,label' with an integer "
+                                          f"label: {','.join(row)[:80]!r}")
+                paths.append(base / row[0].strip())
+                labels.append(int(row[1]))
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise SqueezeNetError(f"{labels_csv}: not a UTF-8 CSV file ({e})") from None
+    if not paths:
+        raise SqueezeNetError(f"{labels_csv} lists no images")
+    return paths, labels
+
+
+def _csv_classes(labels: list[int]) -> list[str]:
+    """The classes a labels.csv indexes: ImageNet's 1000 wnids when the shared class list is at hand, else '0'..'N'."""
+    from squeezenet.formats.weights import imagenet_classes
+
+    if min(labels) < 0:
+        raise SqueezeNetError(f"labels must be class indices >= 0, got {min(labels)}")
+    try:
+        wnids = imagenet_classes()[0]
+    except SqueezeNetError:
+        wnids = []
+    return list(wnids) if max(labels) < len(wnids) else [str(i) for i in range(max(labels) + 1)]
+
+
+def find_images(specs: list[str | Path]) -> list[Path]:
+    """Image files from paths, folders (searched recursively, links not followed) and glob patterns."""
+    found: list[Path] = []
+    for spec in map(str, specs):
+        p = Path(spec)
+        if p.is_dir():
+            hits = [Path(d) / f for d, _, files in os.walk(p) for f in files
+                    if Path(f).suffix.lower() in IMAGE_SUFFIXES]
+            if not hits:
+                raise SqueezeNetError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {p}")
+        elif not p.exists() and any(c in spec for c in "*?["):
+            hits = [Path(h) for h in glob.glob(spec, recursive=True) if Path(h).suffix.lower() in IMAGE_SUFFIXES]
+            if not hits:
+                raise SqueezeNetError(f"no images match {spec}")
+        elif not p.exists() and not p.is_symlink():
+            raise SqueezeNetError(f"no such image: {p}")
+        else:
+            hits = [p]
+        found += sorted(hits)
+    return found
 
 
 def _imagenet_labels(samples: Samples, labels_csv: Path) -> Samples:

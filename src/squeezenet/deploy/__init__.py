@@ -2,3 +2,5 @@
 
 May import every tier below (models, formats, data, compression, training); never experiments or the CLI.
 """
+
+BACKENDS = ("torch", "onnxruntime")  # here, not in a runtime's module: the CLI lists them without importing one

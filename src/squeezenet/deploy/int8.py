@@ -26,6 +26,7 @@ from onnxruntime.quantization import (
     save_tensors_data,
 )
 
+from squeezenet import progress
 from squeezenet.data.folders import list_samples, load_image
 from squeezenet.errors import SqueezeNetError
 from squeezenet.formats.onnx import INPUT, get_description, set_description
@@ -50,7 +51,8 @@ def calibration_batches(preprocessing: Preprocessing, folder: str | Path | None 
     if not folder.is_dir():
         raise SqueezeNetError(f"calibration images not found at {folder}; pass a folder of training images")
     samples = list_samples(folder).sample(count)
-    images = np.stack([preprocessing(load_image(p)).numpy() for p in samples.paths])
+    images = np.stack([preprocessing(load_image(p)).numpy()
+                       for p in progress.bar(samples.paths, desc="calibration images", unit="img", leave=False)])
     return [images[i:i + batch_size] for i in range(0, len(images), batch_size)]
 
 
@@ -112,7 +114,8 @@ def quantize_int8(model: onnx.ModelProto, batches: Sequence[np.ndarray], *,
             src.write_bytes(model.SerializeToString())
             calibrator = create_calibrator(src, augmented_model_path=str(Path(tmp) / "augmented.onnx"),
                                            calibrate_method=CalibrationMethod.MinMax)
-            calibrator.collect_data(Calibration(batches))
+            calibrator.collect_data(Calibration(progress.bar(batches, desc="calibrating int8 ranges",
+                                                             unit="batch", leave=False)))
             ranges = calibrator.compute_data()
             del calibrator
             save_tensors_data(ranges, cache)

@@ -17,14 +17,13 @@ import torch
 from torch import nn
 
 from squeezenet.data.folders import check_disjoint
+from squeezenet.deploy import BACKENDS
 from squeezenet.deploy.graph import to_onnx
 from squeezenet.deploy.int8 import calibration_batches, calibration_dir, quantize_int8
 from squeezenet.errors import SqueezeNetError
 from squeezenet.formats.onnx import INPUT, OUTPUT, description, get_description, set_description
 from squeezenet.formats.weights import load
 from squeezenet.models.preprocessing import Preprocessing
-
-BACKENDS = ("torch", "onnxruntime")
 
 
 class OrtModel:

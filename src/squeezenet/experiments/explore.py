@@ -12,18 +12,22 @@ import io
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from squeezenet import progress
 from squeezenet.atomic import write_text
 from squeezenet.errors import ConfigError, SqueezeNetError
 from squeezenet.formats.weights import load
 from squeezenet.models.registry import create_model, model_config
-from squeezenet.plotting import save, subplots
+from squeezenet.plotting import percent_axis, save, subplots
+from squeezenet.signals import Stopped
 
 # sweep -> (metaparameter, the paper's values, the other metaparameters held fixed)
 SWEEPS: dict[str, tuple[str, tuple, dict]] = {
@@ -67,6 +71,13 @@ class Trial:
         return cmd
 
 
+def _number(key: str, v) -> float:
+    try:
+        return float(v)
+    except ValueError:
+        raise ConfigError(f"--values: {v!r} is not a number (the {key} sweep takes numbers)") from None
+
+
 def plan(sweep: str, out: str | Path, values: list | None = None, model: str = "squeezenet1_0",
          runs: str | Path | None = None) -> list[Trial]:
     """The trials of a sweep: 'sr', 'pct3x3', 'bypass' (the paper's values by default) or 'grid' (SR x pct3x3).
@@ -80,8 +91,7 @@ def plan(sweep: str, out: str | Path, values: list | None = None, model: str = "
         combos = [{"sr": s, "pct3x3": p} for s in srs for p in pcts]
     elif sweep in SWEEPS:
         key, defaults, fixed = SWEEPS[sweep]
-        parse = str if key == "bypass" else float
-        combos = [{key: parse(v), **fixed} for v in (values or defaults)]
+        combos = [{key: v if key == "bypass" else _number(key, v), **fixed} for v in (values or defaults)]
     else:
         raise ConfigError(f"unknown sweep {sweep!r}; choose one of sr, pct3x3, bypass, grid")
     trials = []
@@ -102,7 +112,39 @@ def check_reusable(trial: Trial, train_args: list[str]) -> None:
                               f"{shlex.join(train_args)}: use another --runs folder")
 
 
-def _run_one(trial: Trial, data: str | Path, train_args: list[str], threads: int, compress: bool) -> dict:
+class _Children:
+    """The `train` processes running now, so that a stop signal reaches them: each checkpoints and exits."""
+
+    def __init__(self) -> None:
+        self.live: set[subprocess.Popen] = set()
+        self.lock = threading.Lock()
+
+    def run(self, cmd: list[str], log) -> int:
+        with self.lock:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+            self.live.add(proc)
+        try:
+            return proc.wait()
+        finally:
+            with self.lock:
+                self.live.discard(proc)
+
+    def stop(self, forward: bool) -> None:
+        """Forward SIGTERM (`forward`; Ctrl-C reaches them by itself), then wait for them to checkpoint."""
+        with self.lock:
+            live = list(self.live)
+        for proc in live:
+            if forward:
+                proc.send_signal(signal.SIGTERM)
+        for proc in live:
+            try:
+                proc.wait(timeout=300)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _run_one(trial: Trial, data: str | Path, train_args: list[str], threads: int, compress: bool,
+             children: _Children) -> dict:
     trial.run_dir.mkdir(parents=True, exist_ok=True)
     start = time.time()
     cmds = [trial.argv(data, [*train_args, "--threads", str(threads)])]
@@ -113,7 +155,7 @@ def _run_one(trial: Trial, data: str | Path, train_args: list[str], threads: int
         for cmd in cmds:
             log.write("$ " + " ".join(cmd) + "\n")
             log.flush()
-            rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode
+            rc = children.run(cmd, log)
             if rc != 0:
                 return {"name": trial.name, "ok": False, "returncode": rc, "log": str(trial.log)}
     write_text(trial.run_dir / DONE_FILE, json.dumps({"name": trial.name, "overrides": trial.overrides,
@@ -122,19 +164,44 @@ def _run_one(trial: Trial, data: str | Path, train_args: list[str], threads: int
     return {"name": trial.name, "ok": True}
 
 
+def _epochs_done(trial: Trial) -> int:
+    try:
+        return sum(1 for line in (trial.run_dir / "metrics.jsonl").read_text().splitlines() if line.strip())
+    except OSError:
+        return 0
+
+
 def run(trials: list[Trial], data: str | Path, train_args: list[str], workers: int = 1, compress: bool = False,
         log=print, threads: int | None = None) -> list[dict]:
-    """Train every unfinished trial, `workers` at a time, splitting the cores between them (or `threads` each)."""
+    """Train every unfinished trial, `workers` at a time, splitting the cores between them (or `threads` each).
+
+    A bar counts finished configurations and shows the running ones' epochs; SIGTERM is forwarded to the runs,
+    which checkpoint (so the sweep resumes where it stopped)."""
     todo = [t for t in trials if not t.done]
     for t in trials:
         if t.done:
             check_reusable(t, train_args)
             log(f"skip {t.name}: finished")
     threads = threads or max(1, (os.cpu_count() or 1) // max(1, workers))
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        results = list(pool.map(lambda t: _run_one(t, data, train_args, threads, compress), todo))
-    for r in results:
-        log(f"{r['name']}: done" if r["ok"] else f"{r['name']}: FAILED (exit {r['returncode']}), see {r['log']}")
+    children, results = _Children(), []
+    bar = progress.bar(total=len(todo), desc="configurations", unit="run")
+    with bar, ThreadPoolExecutor(max(1, workers)) as pool:
+        futures = {pool.submit(_run_one, t, data, train_args, threads, compress, children): t for t in todo}
+        try:
+            while futures:
+                done, _ = wait(futures, timeout=2, return_when=FIRST_COMPLETED)
+                for f in done:
+                    results.append(f.result())
+                    r = results[-1]
+                    bar.update(1)
+                    bar.write(f"{r['name']}: done" if r["ok"] else
+                              f"{r['name']}: FAILED (exit {r['returncode']}), see {r['log']}")
+                    del futures[f]
+                bar.set_postfix_str(", ".join(f"{t.name} epoch {_epochs_done(t) + 1}" for t in futures.values()
+                                              if (t.run_dir / "train.log").exists())[:120])
+        except BaseException as e:
+            children.stop(forward=isinstance(e, Stopped))
+            raise
     return results
 
 
@@ -177,7 +244,7 @@ def collect(trials: list[Trial]) -> list[dict]:
 
 
 def write_results(rows: list[dict], out: str | Path, title: str) -> list[Path]:
-    """results.csv, results.json and a Figure 3-style plot (size vs accuracy, one labelled point per config)."""
+    """results.csv, results.json and figure.png (`plot_sweep`)."""
     out = Path(out)
     if not rows:
         raise SqueezeNetError(f"no finished configuration under {out}")
@@ -187,20 +254,37 @@ def write_results(rows: list[dict], out: str | Path, title: str) -> list[Path]:
     w.writerows(rows)
     write_text(out / "results.csv", buf.getvalue())
     write_text(out / "results.json", json.dumps(rows, indent=1))
-    fig, ax = subplots(figsize=(6, 4.2))
-    xs = [r["bytes_fp32"] / 1e6 for r in rows]
-    for key, marker in (("top1", "o"), ("top5", "s")):
-        ys = [100 * r[key] for r in rows if r[key] is not None]
-        if ys:
-            ax.plot(xs[: len(ys)], ys, marker, ls="-", label=key.replace("top", "top-"))
+    return [out / "results.csv", out / "results.json", plot_sweep(rows, out / "figure.png", title)]
+
+
+def plot_sweep(rows: list[dict], png: Path, title: str) -> Path:
+    """Top-1 and top-5 on their own axes (top-5 near 100% would flatten top-1). A numeric sweep (SR, pct3x3) is
+    Figure 3: accuracy against model size, a line through points labelled by the swept value; a categorical one
+    (bypass) has no order to draw a line along, so one bar per value, in the sweep's order, its size below."""
     varying = [k for k in ("sr", "pct3x3", "bypass") if len({r[k] for r in rows}) > 1]  # label by what is swept
-    for r, x in zip(rows, xs, strict=True):
-        if r["top1"] is not None:
-            label = ", ".join(f"{k} {r[k]}" for k in varying) or r["name"]
-            ax.annotate(label, (x, 100 * r["top1"]), fontsize=7, xytext=(3, -9), textcoords="offset points")
-    ax.set(xlabel="model size (MB, fp32)", ylabel="validation accuracy (%)", title=title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    png = out / "figure.png"
-    save(fig, png)
-    return [out / "results.csv", out / "results.json", png]
+    categorical = any(isinstance(rows[0][k], str) for k in varying)
+
+    def label(r: dict) -> str:
+        return ", ".join(str(r[k]) if categorical else f"{k} {r[k]}" for k in varying) or r["name"]
+
+    fig, axes = subplots(1, 2, figsize=(10, 4), layout="constrained")
+    for i, (ax, key) in enumerate(zip(axes, ("top1", "top5"), strict=True)):
+        pts = [(r["bytes_fp32"] / 1e6, r[key], label(r)) for r in rows if r[key] is not None]
+        if categorical:
+            bars = ax.bar(range(len(pts)), [y for _, y, _ in pts], color=f"C{i}")
+            ax.bar_label(bars, labels=[f"{y:.1%}" for _, y, _ in pts], fontsize=8)
+            ax.set_xticks(range(len(pts)), [f"{lab}\n{mb:.2f} MB" for mb, _, lab in pts])
+            ax.set(xlabel=f"{', '.join(varying)} (model size, fp32)")
+        elif pts:
+            pts.sort()
+            ax.plot([x for x, _, _ in pts], [y for _, y, _ in pts], marker="o", color=f"C{i}",
+                    ls="-" if len(varying) == 1 else "none")  # a grid (SR x pct3x3) has no one line
+            for x, y, lab in pts:
+                ax.annotate(lab, (x, y), fontsize=7, xytext=(3, -9), textcoords="offset points")
+            ax.set(xlabel="model size (MB, fp32)")
+            ax.margins(x=0.12)  # room for the last point's label
+        ax.set(ylabel=f"validation {key.replace('top', 'top-')} accuracy")
+        percent_axis(ax)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    return save(fig, png)

@@ -17,12 +17,10 @@ import torch
 
 from squeezenet.errors import SqueezeNetError
 from squeezenet.formats.prototxt import LayerSpec, find_prototxt, read_prototxt
-from squeezenet.formats.weights import Quantized, Weights, imagenet_classes
+from squeezenet.formats.weights import MAX_PARAMS, Quantized, Weights, imagenet_classes
 from squeezenet.models.preprocessing import CAFFE
 from squeezenet.models.registry import model_config
 from squeezenet.models.squeezenet import SqueezeNet
-
-MAX_LAYER_WEIGHTS = 1 << 26  # 256 MB as float32; AlexNet's largest layer has 37.7 M
 
 
 @dataclass
@@ -66,11 +64,16 @@ def read_net(path: str | Path, prototxt: str | Path | None = None) -> DeepCompre
     if not path.is_file():
         raise SqueezeNetError(f"weights file not found: {path}")
     name, size = path.name, path.stat().st_size
+    total = sum(math.prod(s.shape) for s in specs)
+    if total > MAX_PARAMS:  # checked before reading: it bounds `most`, hence what is read and allocated
+        raise SqueezeNetError(f"{name}: the prototxt describes {total:,} weights, more than this reader accepts "
+                              f"({MAX_PARAMS:,})")
     most = 4 * len(specs) + sum(4 * (1 << s.bits) + 4 * s.out_channels + 2 * math.prod(s.shape) for s in specs)
     if size > most:  # every entry advances at least one weight: no file for this prototxt can be larger
         raise SqueezeNetError(f"{name}: {size:,} bytes is more than any file for this prototxt can hold "
                               f"({most:,}): not a Deep Compression file or mismatched prototxt")
-    raw = memoryview(path.read_bytes())
+    with open(path, "rb") as f:
+        raw = memoryview(f.read(most))  # no more than the size checked: the file may grow meanwhile
     header = 4 * len(specs)
     if len(raw) < header:
         raise SqueezeNetError(f"{name}: {len(raw):,} bytes cannot hold the {len(specs)}-layer header "
@@ -86,9 +89,6 @@ def read_net(path: str | Path, prototxt: str | Path | None = None) -> DeepCompre
             raise SqueezeNetError(f"{where} needs {need:,} bytes ({n:,} entries) at offset {offset:,} but only "
                                   f"{len(raw) - offset:,} remain: truncated file or mismatched prototxt")
         numel = math.prod(spec.shape)
-        if numel > MAX_LAYER_WEIGHTS:
-            raise SqueezeNetError(f"{where}: shape {spec.shape} has {numel:,} weights, more than this reader "
-                                  f"accepts ({MAX_LAYER_WEIGHTS:,})")
         codebook = np.frombuffer(raw[offset:offset + 4 * k], "<f4").astype(np.float32)
         offset += 4 * k
         bias = np.frombuffer(raw[offset:offset + 4 * spec.out_channels], "<f4").astype(np.float32)

@@ -11,7 +11,7 @@ from pathlib import Path
 import onnx
 
 from squeezenet.errors import SqueezeNetError
-from squeezenet.formats.weights import METADATA_KEY, Weights
+from squeezenet.formats.weights import METADATA_KEY, Weights, parse_json
 
 INPUT, OUTPUT = "input", "logits"
 
@@ -30,11 +30,9 @@ def get_description(model: onnx.ModelProto, source: str | Path = "model") -> dic
     props = {p.key: p.value for p in model.metadata_props}
     if METADATA_KEY not in props:
         raise SqueezeNetError(f"{source}: ONNX model without squeezenet metadata (not exported by this project)")
+    desc = parse_json(props[METADATA_KEY], f"{source}: squeezenet metadata")
     try:
-        desc = json.loads(props[METADATA_KEY])
         Weights.from_header(desc, {})
-    except (ValueError, RecursionError) as e:
-        raise SqueezeNetError(f"{source}: damaged squeezenet metadata ({type(e).__name__})") from None
     except SqueezeNetError as e:
         raise SqueezeNetError(f"{source}: {e}") from None
     return desc

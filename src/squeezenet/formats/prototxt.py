@@ -15,6 +15,7 @@ from squeezenet.errors import SqueezeNetError
 MAX_PROTOTXT_BYTES = 1 << 20
 
 
+MAX_DEPTH = 64  # messages inside messages; Caffe's nest 3 deep, deeper is forged (and would exhaust the stack)
 
 
 _STORED = ("conv", "fc", "ip")  # the authors' decoder keeps a layer only if its name contains one of these
@@ -40,12 +41,13 @@ def parse_prototxt(text: str, source: str = "prototxt") -> dict[str, list]:
         line += tok.count("\n")
         pos = m.end()
 
-    def message(i: int, closing: bool) -> tuple[dict[str, list], int]:
+    def message(i: int, depth: int) -> tuple[dict[str, list], int]:
+        """The fields from token i to the matching '}' (depth 0: to the end of the file)."""
         fields: dict[str, list] = {}
         while i < len(tokens):
             key, ln = tokens[i]
             if key == "}":
-                if not closing:
+                if not depth:
                     raise SqueezeNetError(f"{source}: line {ln}: unexpected '}}'")
                 return fields, i + 1
             if not re.fullmatch(r"[A-Za-z_]\w*", key):
@@ -57,17 +59,19 @@ def parse_prototxt(text: str, source: str = "prototxt") -> dict[str, list]:
                 raise SqueezeNetError(f"{source}: line {ln}: field {key!r} has no value")
             tok = tokens[i][0]
             if tok == "{":
-                value, i = message(i + 1, closing=True)
+                if depth == MAX_DEPTH:
+                    raise SqueezeNetError(f"{source}: line {tokens[i][1]}: messages nested deeper than {MAX_DEPTH}")
+                value, i = message(i + 1, depth + 1)
             elif tok in "}:":
                 raise SqueezeNetError(f"{source}: line {tokens[i][1]}: field {key!r} has no value")
             else:
                 value, i = _scalar(tok), i + 1
             fields.setdefault(key, []).append(value)
-        if closing:
+        if depth:
             raise SqueezeNetError(f"{source}: unexpected end of file: a '{{' is never closed")
         return fields, i
 
-    return message(0, closing=False)[0]
+    return message(0, 0)[0]
 
 
 def _scalar(tok: str) -> int | float | str:

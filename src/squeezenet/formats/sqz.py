@@ -13,14 +13,16 @@
     u32    CRC-32 of everything before it
 
 Streams are `encode.encode_stream` byte strings (coder byte + payload). The reader checks the declared tensors
-against the configuration (on the meta device: no memory) and every count and length against the declared shapes
-and the bytes that remain before it allocates, so a truncated, corrupted or forged file is a one-line
-`SqueezeNetError`. Conv (grouped too) and linear weights are stored alike, as flat code arrays.
+against the configuration (on the meta device: no memory), the file's size against what they can need before it
+reads past the header, and every count and length against the declared shapes and the bytes that remain before it
+allocates, so a truncated, corrupted, forged or huge file is a one-line `SqueezeNetError`. Conv (grouped too) and
+linear weights are stored alike, as flat code arrays.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import struct
 import zlib
 from dataclasses import dataclass
@@ -39,27 +41,16 @@ from squeezenet.formats.coders import (
     sparse_index,
     stream_coder,
 )
-from squeezenet.formats.weights import Quantized, Weights
+from squeezenet.formats.weights import Quantized, Weights, parse_json, skeleton
 from squeezenet.models.registry import ARCHS, architecture, describe
 
 MAGIC = b"\x89SQZ\r\n\x1a\n"
-
-
 VERSION = 1
-
-
-MAX_HEADER = 1 << 20  # decompressed JSON header
-
-
-MAX_PARAMS = 1 << 26  # the largest model the reader will build (67.1 M parameters; AlexNet has 61.0 M)
-
-
+MAX_HEADER = 1 << 20  # the JSON header, compressed and decompressed
+PREFIX = len(MAGIC) + 5  # magic, version, header length
+RECORD_SLACK = 4096  # a record is at most 1 + 8 bytes a value (int64 raw), or quantized: codebook, 2 streams
 F32, F16, Q16, Q32, I64 = range(5)
-
-
 _RAW = {F32: np.dtype("<f4"), F16: np.dtype("<f2"), I64: np.dtype("<i8")}
-
-
 GAP_BITS = (0, 2, 3, 4, 5, 6, 7, 8)  # 0: dense, the index is not stored
 
 
@@ -161,19 +152,20 @@ def _header(raw: bytes) -> dict:
     d = zlib.decompressobj()
     try:
         text = d.decompress(raw, MAX_HEADER)
-        if d.unconsumed_tail or not d.eof:
-            raise SqueezeNetError("corrupt header (bad or oversized compressed JSON)")
-        header = json.loads(text)
-    except (zlib.error, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+    except zlib.error as e:
         raise SqueezeNetError(f"corrupt header: {e}") from None
-    if not isinstance(header, dict) or header.get("arch") not in ARCHS or not isinstance(header.get("config"), dict):
-        raise SqueezeNetError(f"header does not describe a {' or '.join(ARCHS)} (arch/config missing)")
+    if d.unconsumed_tail or not d.eof:
+        raise SqueezeNetError("corrupt header (bad or oversized compressed JSON)")
+    header = parse_json(text, "header")
+    if not isinstance(header, dict) or not isinstance(header.get("arch"), str) or header["arch"] not in ARCHS \
+            or not isinstance(header.get("config"), dict):
+        raise SqueezeNetError(f"header: arch must be one of {', '.join(ARCHS)} with a config object")
     return header
 
 
-def _expected(header: dict) -> tuple[list[tuple[str, tuple[int, ...]]], int]:
-    """The tensors the header declares (names and shapes, in file order) and the number of classes, checked
-    against the configuration before anything is read."""
+def _expected(header: dict) -> list[tuple[str, tuple[int, ...]]]:
+    """The tensors the header declares (names and shapes, in file order), checked against the configuration
+    before anything is read."""
     tensors = header.get("tensors")
     ok = isinstance(tensors, list) and all(
         isinstance(t, list) and len(t) == 2 and isinstance(t[0], str) and isinstance(t[1], list)
@@ -181,30 +173,29 @@ def _expected(header: dict) -> tuple[list[tuple[str, tuple[int, ...]]], int]:
     if not ok or len({t[0] for t in tensors}) != len(tensors):
         raise SqueezeNetError("header has no valid tensor list")
     out = [(name, tuple(shape)) for name, shape in tensors]
-    total = sum(int(np.prod(shape, dtype=np.int64)) for _, shape in out)
-    if total > MAX_PARAMS:
-        raise SqueezeNetError(f"header describes a model of {total:,} parameters, more than {MAX_PARAMS:,}")
-    try:
-        with torch.device("meta"):
-            model = architecture(header["arch"], header["config"])
-    except (TypeError, ValueError, OverflowError) as e:
-        raise SqueezeNetError(f"header holds an invalid configuration: {str(e).splitlines()[0]}") from None
+    model = skeleton(header["arch"], header["config"])
     if [(k, tuple(v.shape)) for k, v in model.state_dict().items()] != out:
         raise SqueezeNetError("the declared tensors are not those of the configuration")
-    return out, model.num_classes
+    return out
+
+
+def _start(r: _Reader) -> tuple[dict, list[tuple[str, tuple[int, ...]]]]:
+    """Magic, version and header: the header checked and its tensors declared, from the first bytes alone."""
+    if bytes(r.take(len(MAGIC), "magic")) != MAGIC:
+        raise SqueezeNetError("not a .sqz file (bad magic)")
+    version, hlen = r.unpack("<BI", "version")
+    if version != VERSION:
+        raise SqueezeNetError(f"unsupported .sqz version {version} (this reader knows {VERSION})")
+    if hlen > MAX_HEADER:
+        raise SqueezeNetError(f"a header of {hlen:,} bytes is larger than any .sqz holds ({MAX_HEADER:,})")
+    header = _header(bytes(r.take(hlen, "header")))
+    return header, _expected(header)
 
 
 def _stream(r: _Reader, count: int, alphabet: int, what: str) -> tuple[np.ndarray, int, str]:
     (n,) = r.unpack("<I", what)
     data = bytes(r.take(n, what))
     return decode_stream(data, count, alphabet), n, stream_coder(data)
-
-
-def _weights(header: dict, state: dict[str, torch.Tensor], num_classes: int) -> Weights:
-    w = Weights.from_header(header, state)
-    if len(w.classes) != num_classes:
-        raise SqueezeNetError(f"header names {len(w.classes)} classes for a model with {num_classes} outputs")
-    return w
 
 
 def decode(data: bytes) -> Decoded:
@@ -214,12 +205,7 @@ def decode(data: bytes) -> Decoded:
     if struct.unpack("<I", data[-4:])[0] != zlib.crc32(memoryview(data)[:-4]):
         raise SqueezeNetError("checksum mismatch: the file is corrupted")
     r = _Reader(data, len(data) - 4)
-    r.take(len(MAGIC), "magic")
-    version, hlen = r.unpack("<BI", "version")
-    if version != VERSION:
-        raise SqueezeNetError(f"unsupported .sqz version {version} (this reader knows {VERSION})")
-    header = _header(bytes(r.take(hlen, "header")))
-    expected, num_classes = _expected(header)
+    header, expected = _start(r)
     (count,) = r.unpack("<H", "tensor count")
     if count != len(expected):
         raise SqueezeNetError(f"file holds {count} tensors, the configuration has {len(expected)}")
@@ -264,7 +250,7 @@ def decode(data: bytes) -> Decoded:
         layers.append(info | {"bytes": r.pos - start})
     if r.pos != r.end:
         raise SqueezeNetError(f"{r.end - r.pos:,} unexpected bytes after the last tensor")
-    weights = _weights(header, state, num_classes)
+    weights = Weights.from_header(header, state)
     weights.codebooks = quantized
     return Decoded(weights, quantized, layers)
 
@@ -276,11 +262,28 @@ def write(path: str | Path, weights: Weights, quantized: dict[str, Quantized], *
     return layers
 
 
+def _read_bounded(path: Path) -> bytes:
+    """The file's bytes, once its header says how large it can be: a huge or sparse file is refused after reading
+    its first bytes, and no more than that bound is ever read."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        start = f.read(PREFIX)
+        if len(start) == PREFIX and start[:len(MAGIC)] == MAGIC:
+            start += f.read(min(struct.unpack("<I", start[-4:])[0], MAX_HEADER))
+        r = _Reader(start, len(start))
+        _, expected = _start(r)
+        most = r.pos + 2 + sum(8 * int(np.prod(s, dtype=np.int64)) + RECORD_SLACK for _, s in expected) + 4
+        if size > most:
+            raise SqueezeNetError(f"{size:,} bytes is more than any .sqz of its configuration holds ({most:,})")
+        f.seek(0)
+        return f.read(most)
+
+
 def read(path: str | Path) -> Weights:
     """`squeezenet.load`'s reader for .sqz files."""
     path = Path(path)
     try:
-        return decode(path.read_bytes()).weights
+        return decode(_read_bounded(path)).weights
     except SqueezeNetError as e:
         raise SqueezeNetError(f"{path}: {e}") from None
 

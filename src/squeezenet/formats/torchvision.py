@@ -8,14 +8,13 @@ number of classes. torchvision's conv10 has no padding, so the configuration is 
 
 from __future__ import annotations
 
-import pickle
-import zipfile
+import warnings
 from pathlib import Path
 
 import torch
 
 from squeezenet.errors import SqueezeNetError
-from squeezenet.formats.weights import Weights, imagenet_classes
+from squeezenet.formats.weights import MAX_PARAMS, Weights, imagenet_classes
 from squeezenet.models.preprocessing import TORCHVISION
 from squeezenet.models.registry import model_config
 from squeezenet.models.squeezenet import SqueezeNet
@@ -34,11 +33,21 @@ def _state_dict(obj: object, path: Path) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in obj.items()}  # DDP-saved keys too
 
 
-def safe_load(path: Path, what: str) -> object:
-    """`torch.load` that runs no code (tensors and containers only); anything else is one line naming `what`."""
+MAX_STATE_DICT_BYTES = 8 * MAX_PARAMS + (1 << 24)  # a state_dict of the largest model the project reads, in float64
+
+
+def safe_load(path: Path, what: str, max_bytes: int = MAX_STATE_DICT_BYTES) -> object:
+    """`torch.load` that runs no code (tensors and containers only) of a file no larger than `max_bytes`; anything
+    else is one line naming `what`. Only the exception's type is told, since torch's message advises the unsafe
+    `weights_only=False`; its warnings (e.g. an unusual pickle protocol) are silenced, to keep the error one line."""
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise SqueezeNetError(f"{path}: {size:,} bytes is more than any {what} holds ({max_bytes:,})")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, ValueError) as e:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a damaged pickle fails anywhere in the unpickler (KeyError, IndexError, EOFError...)
         raise SqueezeNetError(f"{path}: not a readable {what}, refused without running it "
                               f"({type(e).__name__})") from None
 

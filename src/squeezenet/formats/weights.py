@@ -2,11 +2,13 @@
 
 `load(path)` reads every format the project knows, dispatching on the file's first bytes or its suffix:
 the authors' Deep Compression `.net` (its prototxt found beside it) and the project's safetensors (metadata as
-JSON in the header). Other formats join with `register_format`. Nothing is ever unpickled.
+JSON in the header). Other formats join with `register_format`. Nothing is ever unpickled, and a header is
+untrusted whatever its checksum: its JSON is bounded in depth, every field checked for type and range.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +24,66 @@ from squeezenet.paths import imagenet_classes_file
 
 METADATA_KEY = "squeezenet"  # where a container (safetensors, ONNX) keeps the header
 HEADER_VERSION = 2  # 2: preprocessing.resize_mode; 1 (or none): Caffe's warp implied by its mean
+MAX_PARAMS = 1 << 26  # the largest model a file may describe (67.1 M parameters; AlexNet has 61.0 M)
+MAX_JSON_DEPTH = 64  # a header nests 4 deep; deeper is forged, and would be a RecursionError where it is walked
+
+
+def parse_json(data: str | bytes, source: str | Path) -> object:
+    """JSON from a file: bad syntax, bad encoding or nesting deeper than `MAX_JSON_DEPTH` is a one-line
+    SqueezeNetError naming `source`, so that no later `repr` or walk of the value can recurse without bound."""
+    try:
+        value = json.loads(data)
+    except RecursionError:
+        raise SqueezeNetError(f"{source}: JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
+        raise SqueezeNetError(f"{source}: not valid JSON ({str(e).splitlines()[0]})") from None
+    stack = [(value, 1)] if isinstance(value, (dict, list)) else []
+    while stack:
+        v, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise SqueezeNetError(f"{source}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        children = v.values() if isinstance(v, dict) else v
+        stack += [(c, depth + 1) for c in children if isinstance(c, (dict, list))]
+    return value
+
+
+def skeleton(arch: str, config: dict) -> nn.Module:
+    """The network `arch` and `config` describe, on the meta device (it allocates nothing): a forged configuration
+    is a SqueezeNetError, a model of more than `MAX_PARAMS` parameters too, before any file data is read."""
+    try:
+        with torch.device("meta"):
+            model = architecture(arch, config)
+    except (TypeError, ValueError, OverflowError) as e:
+        raise SqueezeNetError(f"invalid {arch} configuration: {str(e).splitlines()[0]}") from None
+    n = sum(v.numel() for v in model.state_dict().values())
+    if n > MAX_PARAMS:
+        raise SqueezeNetError(f"the configuration describes {n:,} parameters, more than {MAX_PARAMS:,}")
+    return model
+
+
+def mismatch(expected: dict[str, tuple[int, ...]], shapes: dict[str, tuple[int, ...]]) -> str | None:
+    """The first difference between two state_dicts' names and shapes, in words; None when they agree."""
+    missing = sorted(set(expected) - set(shapes))
+    extra = sorted(set(shapes) - set(expected))
+    wrong = [k for k in expected if k in shapes and tuple(shapes[k]) != tuple(expected[k])]
+    if missing or extra or wrong:
+        return (f"missing {missing[0]!r}" if missing else f"unexpected {extra[0]!r}" if extra else
+                f"{wrong[0]!r} has shape {tuple(shapes[wrong[0]])}, expected {tuple(expected[wrong[0]])}")
+    return None
+
+
+def check_fit(arch: str, config: dict, shapes: dict[str, tuple[int, ...]]) -> None:
+    """Raise SqueezeNetError unless `shapes` (name -> shape) are exactly the state_dict of `arch` and `config`."""
+    what = mismatch({k: tuple(v.shape) for k, v in skeleton(arch, config).state_dict().items()}, shapes)
+    if what:
+        raise SqueezeNetError(f"weights do not fit their {arch} configuration: {what}")
+
+
+def check_finite(state: dict[str, torch.Tensor], source: str | Path) -> None:
+    """NaN or infinite weights would predict garbage without a word: refused, naming the tensor."""
+    for name, t in state.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise SqueezeNetError(f"{source}: tensor {name!r} holds NaN or infinite values")
 
 
 @dataclass
@@ -78,16 +140,7 @@ class Weights:
 
         The fit is checked on the meta device first, so a forged configuration allocates nothing.
         """
-        with torch.device("meta"):
-            expected = architecture(self.arch, self.config).state_dict()
-        missing = sorted(set(expected) - set(self.state_dict))
-        extra = sorted(set(self.state_dict) - set(expected))
-        wrong = [k for k in expected if k in self.state_dict and self.state_dict[k].shape != expected[k].shape]
-        if missing or extra or wrong:
-            what = (f"missing {missing[0]!r}" if missing else f"unexpected {extra[0]!r}" if extra else
-                    f"{wrong[0]!r} has shape {tuple(self.state_dict[wrong[0]].shape)}, "
-                    f"expected {tuple(expected[wrong[0]].shape)}")
-            raise SqueezeNetError(f"weights do not fit their {self.arch} configuration: {what}")
+        check_fit(self.arch, self.config, {k: tuple(v.shape) for k, v in self.state_dict.items()})
         model = architecture(self.arch, self.config)
         if model.num_classes != self.num_classes:
             raise SqueezeNetError(f"{self.num_classes} class names for a model with {model.num_classes} outputs")
@@ -111,8 +164,9 @@ class Weights:
 
     @classmethod
     def from_header(cls, header: dict, state: dict[str, torch.Tensor]) -> Weights:
-        """Weights from a stored description, every field checked for its type first (a header is untrusted);
-        a bad one is a SqueezeNetError naming it. Headers of every earlier version read."""
+        """Weights from a stored description, every field checked for its type and range first (a header is
+        untrusted, whatever its checksum says); a bad one is a SqueezeNetError naming it. Headers of every earlier
+        version read."""
         def bad(what: str) -> SqueezeNetError:
             return SqueezeNetError(f"damaged squeezenet metadata: {what}")
 
@@ -120,25 +174,32 @@ class Weights:
             raise bad("not a JSON object")
         version = header.get("format_version", 1)
         if type(version) is not int or not 1 <= version <= HEADER_VERSION:
-            raise bad(f"format_version {version!r} (this reader knows 1..{HEADER_VERSION})")
-        if header.get("arch") not in ARCHS or not isinstance(header.get("config"), dict):
+            raise bad(f"format_version {version!r:.40} (this reader knows 1..{HEADER_VERSION})")
+        arch, config = header.get("arch"), header.get("config")
+        if not isinstance(arch, str) or arch not in ARCHS or not isinstance(config, dict):
             raise bad(f"arch must be one of {', '.join(ARCHS)} with a config object")
+        try:
+            outputs = skeleton(arch, config).num_classes
+        except SqueezeNetError as e:
+            raise bad(str(e)) from None
         classes, class_ids = header.get("classes"), header.get("class_ids")
         if classes == "imagenet":
             class_ids, classes = imagenet_classes()
         if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
-            raise bad("classes must be a list of strings")
+            raise bad('classes must be a list of strings (or "imagenet")')
+        if len(classes) != outputs:
+            raise bad(f"{len(classes)} class names for a model with {outputs} outputs")
         if class_ids is not None and (not isinstance(class_ids, list) or len(class_ids) != len(classes)
                                       or not all(isinstance(c, str) for c in class_ids)):
             raise bad("class_ids must be a list of strings, one per class")
-        meta = header.get("meta") or {}
+        meta = {} if header.get("meta") is None else header["meta"]
         if not isinstance(meta, dict):
             raise bad("meta must be an object")
         try:
             pre = Preprocessing.from_dict(header.get("preprocessing"))
-        except (TypeError, ValueError) as e:
-            raise bad(f"preprocessing ({e})") from None
-        return cls(header["arch"], header["config"], state, list(classes), pre, class_ids, dict(meta))
+        except ConfigError as e:
+            raise bad(f"preprocessing: {e}") from None
+        return cls(arch, config, state, list(classes), pre, class_ids, dict(meta))
 
     @classmethod
     def from_model(cls, model: nn.Module, classes: list[str], preprocessing: Preprocessing,
@@ -181,26 +242,35 @@ def resolve(path: str | Path) -> Path:
     return bundled_path(str(path)) if str(path) in BUNDLED and not Path(path).exists() else Path(path)
 
 
+def _format(path: Path) -> WeightFormat:
+    """The registered format of a file: by its first bytes, else by its suffix."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+    for fmt in FORMATS:
+        if fmt.magic is not None and head.startswith(fmt.magic):
+            return fmt
+    for fmt in FORMATS:
+        if path.suffix.lower() in fmt.suffixes:
+            return fmt
+    known = ", ".join(s for f in FORMATS for s in f.suffixes)
+    raise SqueezeNetError(f"{path}: unknown weights format (known: {known})")
+
+
 def load(path: str | Path, prototxt: str | Path | None = None) -> Weights:
     """Read weights in any known format, or a bundled model by name (`load("imagenette")`).
 
-    `prototxt` overrides the one found beside a Deep Compression file.
+    `prototxt` overrides the one found beside a Deep Compression file. Whatever the format, NaN or infinite
+    weights are refused.
     """
     path = resolve(path)
     if not path.is_file():
         raise SqueezeNetError(f"weights file not found: {path} (bundled models: {', '.join(BUNDLED)})")
     if prototxt is not None:
-        return next(f for f in FORMATS if f.name == "deep-compression").reader(path, prototxt)
-    with open(path, "rb") as f:
-        head = f.read(64)
-    for fmt in FORMATS:
-        if fmt.magic is not None and head.startswith(fmt.magic):
-            return fmt.reader(path)
-    for fmt in FORMATS:
-        if path.suffix.lower() in fmt.suffixes:
-            return fmt.reader(path)
-    known = ", ".join(s for f in FORMATS for s in f.suffixes)
-    raise SqueezeNetError(f"{path}: unknown weights format (known: {known})")
+        weights = next(f for f in FORMATS if f.name == "deep-compression").reader(path, prototxt)
+    else:
+        weights = _format(path).reader(path)
+    check_finite(weights.state_dict, path)
+    return weights
 
 
 def imagenet_classes() -> tuple[list[str], list[str]]:

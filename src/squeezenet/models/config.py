@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
+from numbers import Integral, Real
 
 from squeezenet.errors import ConfigError
 from squeezenet.options import check, option
@@ -19,6 +20,9 @@ INIT_KINDS = ("paper", "torchvision")
 
 
 NUM_FIRES = 8  # fire2 .. fire9
+
+
+_TYPES = {"int": Integral, "float": Real, "bool": bool, "str": str, "tuple[int, ...]": (list, tuple), "dict": dict}
 
 
 @dataclass(frozen=True)
@@ -51,9 +55,9 @@ class SqueezeNetConfig:
     freq: int = option(2, low=1, high=8, help="fire modules between increments (v1.0: 2)")
     pct3x3: float = option(0.5, low=0.0, high=1.0, help="share of 3x3 filters in the expand layers (v1.0: 0.5)")
     sr: float = option(0.125, low=0.0, help="squeeze ratio SR (v1.0: 0.125; at most 1.0)")
-    stem_filters: int = 96
-    stem_kernel: int = 7
-    stem_stride: int = 2
+    stem_filters: int = option(96, low=1, high=65_536, help="conv1 filters", cli=False)
+    stem_kernel: int = option(7, low=1, high=31, help="conv1 kernel size", cli=False)
+    stem_stride: int = option(2, low=1, high=16, help="conv1 stride", cli=False)
     pool_after: tuple[int, ...] = (1, 4, 8)
     bypass: str = option("none", choices=BYPASS_KINDS, help="bypass connections (Table 3)")
     num_classes: int = option(1000, low=1, high=100_000, help="number of output classes")
@@ -65,9 +69,21 @@ class SqueezeNetConfig:
     extra: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        self._check_types()
         object.__setattr__(self, "pool_after", tuple(int(p) for p in self.pool_after))
         check(self)
         self.validate()
+
+    def _check_types(self) -> None:
+        """A value of the wrong type (from a file's header: "sr": "0.1", "batch_norm": "yes", "pool_after": "13")
+        is a ConfigError naming it, not a crash or a silent truthiness further on."""
+        for f in fields(self):
+            value, kind = getattr(self, f.name), _TYPES[f.type]
+            ok = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+            if f.name == "pool_after":
+                ok = ok and all(isinstance(p, Integral) and not isinstance(p, bool) for p in value)
+            if not ok:
+                raise ConfigError(f"{f.name} must be of type {f.type}, got {value!r:.40}")
 
     def validate(self) -> None:
         """Raise ValueError naming the offending value for a configuration that cannot be built."""

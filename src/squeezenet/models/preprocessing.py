@@ -10,7 +10,9 @@ Each preset is the protocol a family of weights was trained with:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+import math
+from dataclasses import MISSING, asdict, dataclass, fields, replace
+from numbers import Integral, Real
 
 import numpy as np
 import torch
@@ -39,16 +41,32 @@ class Preprocessing:
     resize_mode: str = "shorter"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
-        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+        """Every field checked for type and range, since a weights file's header may hold anything JSON can say
+        (a string, Infinity, a crop of 50000 that would exhaust memory at the first image)."""
+        def size(v: object) -> bool:
+            return isinstance(v, Integral) and not isinstance(v, bool) and 1 <= v <= MAX_SIZE
+
+        def finite(v: object) -> bool:
+            return isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(v)
+
+        if not size(self.crop_size) or not (self.resize_size is None or size(self.resize_size)):
+            raise ConfigError(f"crop_size and resize_size must be integers in 1..{MAX_SIZE} (resize_size may be "
+                              f"null), got {self.crop_size!r:.40} and {self.resize_size!r:.40}")
+        if self.resize_size is not None and self.resize_size < self.crop_size:
+            raise ConfigError(f"need crop_size <= resize_size, got {self.crop_size} and {self.resize_size}")
+        for name in ("mean", "std"):
+            v = getattr(self, name)
+            if not isinstance(v, (list, tuple)) or len(v) != 3 or not all(finite(x) for x in v):
+                raise ConfigError(f"{name} must be 3 finite numbers, got {v!r:.60}")
+            object.__setattr__(self, name, tuple(float(x) for x in v))
+        if min(self.std) <= 0 or not finite(self.pixel_scale) or self.pixel_scale <= 0:
+            raise ConfigError(f"std and pixel_scale must be positive, got {self.std} and {self.pixel_scale!r:.40}")
         if self.channel_order not in ("RGB", "BGR"):
-            raise ConfigError(f"channel_order must be 'RGB' or 'BGR', got {self.channel_order!r}")
+            raise ConfigError(f"channel_order must be 'RGB' or 'BGR', got {self.channel_order!r:.40}")
         if self.resize_mode not in RESIZE_MODES:
-            raise ConfigError(f"resize_mode must be one of {', '.join(RESIZE_MODES)}, got {self.resize_mode!r}")
-        if self.crop_size < 1 or (self.resize_size is not None and self.resize_size < self.crop_size):
-            raise ConfigError(f"need 1 <= crop_size <= resize_size, got {self.crop_size} and {self.resize_size}")
-        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0 or self.pixel_scale <= 0:
-            raise ConfigError("mean and std need 3 values each, std and pixel_scale must be positive")
+            raise ConfigError(f"resize_mode must be one of {', '.join(RESIZE_MODES)}, got {self.resize_mode!r:.40}")
+        if not isinstance(self.keep_crop_sized, bool):
+            raise ConfigError(f"keep_crop_sized must be true or false, got {self.keep_crop_sized!r:.40}")
 
     def at_size(self, crop_size: int) -> Preprocessing:
         """The same normalisation at another crop size, keeping the resize/crop ratio (256/224 -> 146/128)."""
@@ -99,18 +117,21 @@ class Preprocessing:
 
     @classmethod
     def from_dict(cls, d: dict) -> Preprocessing:
-        """Read a stored description; files written before `resize_mode` existed get their weights' protocol
-        (Caffe's mean and BGR order mean the authors' pipeline, which warps)."""
-        known = {f.name for f in fields(cls)}
-        if not isinstance(d, dict) or set(d) - known:
-            raise ConfigError(f"not a preprocessing description: {d!r}")
+        """Read a stored description (untrusted: anything but a valid one is a ConfigError); files written before
+        `resize_mode` existed get their weights' protocol (Caffe's mean and BGR order mean the authors' pipeline,
+        which warps)."""
+        names = {f.name for f in fields(cls)}
+        required = {f.name for f in fields(cls) if f.default is MISSING}
+        if not isinstance(d, dict) or set(d) - names or required - set(d):
+            raise ConfigError(f"not a preprocessing description (needs {', '.join(sorted(required))}): {d!r:.80}")
         if "resize_mode" not in d:
-            caffe = d.get("channel_order") == "BGR" and tuple(d.get("mean", ())) == CAFFE.mean
+            caffe = d.get("channel_order") == "BGR" and d.get("mean") in (CAFFE.mean, list(CAFFE.mean))
             d = d | {"resize_mode": "warp" if caffe else "shorter"}
         return cls(**d)
 
 
 RESIZE_MODES = ("shorter", "warp")
+MAX_SIZE = 4096  # crop and resize sizes: larger ones are forged (a 50000 px crop is 7.5 GB an image)
 
 
 def resize_and_crop(image: Image.Image, resize: int, crop: int, warp: bool = False) -> Image.Image:

@@ -15,13 +15,13 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
 from squeezenet.data.augment import center_crop, to_nchw
 from squeezenet.data.folders import Samples, load_image
 from squeezenet.errors import SqueezeNetError
 from squeezenet.formats.weights import Weights
 from squeezenet.models.preprocessing import Preprocessing
+from squeezenet.progress import bar as progress_bar
 
 Model = nn.Module | Callable[[torch.Tensor], object]
 
@@ -86,7 +86,8 @@ def evaluate(model: Model, samples: Samples, preprocessing: Preprocessing, batch
     labels = torch.tensor(samples.labels)
     correct1 = correct5 = seen = 0
     start = time.perf_counter()
-    bar = tqdm(total=len(samples), desc="evaluate", unit="img", disable=None if progress else True, leave=False)
+    bar = progress_bar(total=len(samples), desc="evaluate", unit="img", disable=None if progress else True,
+                       leave=False)
     try:
         for idx, images in _batches(samples.paths, preprocessing, batch_size, workers):
             logits = run(preprocessing.normalize(images))
@@ -115,7 +116,9 @@ def predict(model: Model, paths: Sequence[str | Path], preprocessing: Preprocess
     """Per image: {'file', 'top': [{'index', 'name', 'probability'}, ...]} with the `top` most probable classes."""
     run = _runner(model)
     results: list[dict] = []
+    bar = progress_bar(total=len(paths), desc="predict", unit="img", leave=False)
     for idx, images in _batches([Path(p) for p in paths], preprocessing, batch_size, workers=0):
+        bar.update(len(idx))
         probs = torch.softmax(run(preprocessing.normalize(images)).float(), dim=1)
         if probs.shape[1] != len(classes):
             raise SqueezeNetError(f"the model has {probs.shape[1]} outputs but {len(classes)} class names")
@@ -123,6 +126,7 @@ def predict(model: Model, paths: Sequence[str | Path], preprocessing: Preprocess
         for i, row_p, row_k in zip(idx.tolist(), p.tolist(), k.tolist(), strict=True):
             results.append({"file": str(paths[i]), "top": [{"index": c, "name": classes[c], "probability": q}
                                                             for c, q in zip(row_k, row_p, strict=True)]})
+    bar.close()
     return results
 
 
@@ -132,7 +136,9 @@ def scorer(samples: Samples, weights: Weights, limit: int | None = None) -> Call
     The images are decoded once, here: a score is then forward passes only (sensitivity asks for ~100 of them)."""
     subset = samples.sample(limit)
     pre = weights.preprocessing
-    decoded = [(pre.normalize(x), torch.tensor(subset.labels)[i]) for i, x in _batches(subset.paths, pre, 64, 1)]
+    batches = progress_bar(_batches(subset.paths, pre, 64, 1), total=-(-len(subset) // 64), unit="batch",
+                   desc=f"decoding {len(subset)} held-out images", leave=False)
+    decoded = [(pre.normalize(x), torch.tensor(subset.labels)[i]) for i, x in batches]
 
     def score(model: nn.Module) -> float:
         run = _runner(model)

@@ -19,56 +19,36 @@ import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
+from squeezenet import progress
 from squeezenet.atomic import write_text
 from squeezenet.data.augment import random_resized_crop, random_resized_crop_params, to_nchw
-from squeezenet.data.cache import DecodedImages, decode_cached
+from squeezenet.data.cache import DecodedImages
 from squeezenet.data.folders import list_samples
 from squeezenet.errors import SqueezeNetError
 from squeezenet.formats.safetensors import save
 from squeezenet.formats.weights import Weights
 from squeezenet.models.preprocessing import Preprocessing
+from squeezenet.signals import Deferred, Stopped, deferred
 from squeezenet.training.checkpoint import (
     CHECKPOINT,
     check_run_folder,
     load_checkpoint,
     lock_run_folder,
+    restore_model,
     save_checkpoint,
 )
 from squeezenet.training.curves import plot_curves
+from squeezenet.training.distributed import init_processes, load_split
 from squeezenet.training.evaluation import evaluate_decoded
 from squeezenet.training.recipes import TrainConfig, lr_lambda
 from squeezenet.training.transfer import build_model, class_names
-
-
-def _dist() -> tuple[int, int, int]:
-    """(rank, world size, local world size); initialises the process group when started by torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo")  # CPU tensors: gloo
-    return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
-
-
-def _load_split(root: Path, classes, pre: Preprocessing, cfg: TrainConfig, rank: int, world: int):
-    """Rank 0 decodes (or finds) the cache; the other ranks wait for it, then everyone memory-maps it.
-
-    The cache is resized as the model's preprocessing says (shorter side or warp), so that evaluation during
-    training is the centre crop the weights will be evaluated with later."""
-    samples = list_samples(root, classes)
-    side, warp = pre.resize_size or cfg.image_size, pre.resize_mode == "warp"
-    if rank == 0:
-        decoded = decode_cached(samples, side, cfg.cache_dir, cfg.skip_bad, progress=True, warp=warp)
-    if world > 1:
-        dist.barrier()
-    if rank != 0:
-        decoded = decode_cached(samples, side, cfg.cache_dir, cfg.skip_bad, progress=False, rebuild=False, warp=warp)
-    return decoded
 
 
 @dataclass
@@ -92,6 +72,8 @@ class _Run:
     step: int = 0  # optimizer steps into the epoch
     history: list = field(default_factory=list)
     order: torch.Tensor | None = None  # the epoch's data order
+    partial: list = field(default_factory=lambda: [0.0, 0, 0, 0.0])  # the epoch so far: loss sum, correct, seen, s
+    bar: Any = None  # the run's progress bar
 
     @property
     def global_step(self) -> int:
@@ -101,16 +83,21 @@ class _Run:
         return self.cfg.max_steps is None or self.global_step < self.cfg.max_steps
 
     def checkpoint(self) -> None:
+        partial = self.partial  # this process's share of the epoch so far; the checkpoint keeps the sum
+        if self.world > 1:
+            total = torch.tensor(partial[:3], dtype=torch.float64)
+            dist.all_reduce(total)
+            partial = total.tolist() + partial[3:]
         state = {"model": self.net.state_dict(), "optimizer": self.opt.state_dict(),
                  "scheduler": self.sched.state_dict(), "epoch": self.epoch, "step": self.step,
-                 "order": self.order, "history": self.history}
+                 "order": self.order, "history": self.history, "partial": partial}
         save_checkpoint(Path(self.cfg.out) / CHECKPOINT, state, self.rank, self.world)
 
 
 def _setup(cfg: TrainConfig, resume: bool) -> _Run:
     """Data decoded once, the model on its device (DDP-wrapped under torchrun), SGD and the schedule; the state of
     the last checkpoint when resuming."""
-    rank, world, local_world = _dist()
+    rank, world, local_world = init_processes()
     torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // local_world))
     data = Path(cfg.data)
     if not (data / "train").is_dir():
@@ -121,8 +108,8 @@ def _setup(cfg: TrainConfig, resume: bool) -> _Run:
                               "process(es)")
     torch.manual_seed(cfg.seed)  # the initial weights
     net, pre = build_model(cfg, list_samples(data / "train").classes)
-    train_set = _load_split(data / "train", None, pre, cfg, rank, world)
-    val_set = _load_split(data / "val", train_set.classes, pre, cfg, rank, world) if (data / "val").is_dir() else None
+    train_set = load_split(data / "train", None, pre, cfg, rank, world)
+    val_set = load_split(data / "val", train_set.classes, pre, cfg, rank, world) if (data / "val").is_dir() else None
     steps_per_epoch = len(train_set) // cfg.batch_size
     if steps_per_epoch < 1:
         raise SqueezeNetError(f"{len(train_set)} training images are fewer than one batch of {cfg.batch_size}")
@@ -142,16 +129,32 @@ def _setup(cfg: TrainConfig, resume: bool) -> _Run:
     run = _Run(cfg, rank, world, pre, net, model, opt, sched, train_set, val_set, device, micro, steps_per_epoch)
     out = Path(cfg.out)
     if resume:
-        state = load_checkpoint(out / CHECKPOINT)
-        net.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"][rank % len(state["rng"])])
-        run.epoch, run.step, run.history, run.order = state["epoch"], state["step"], state["history"], state["order"]
+        _restore(run, load_checkpoint(out / CHECKPOINT), out / CHECKPOINT)
     elif rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-        write_text(out / "config.json", json.dumps(asdict(cfg), indent=2))
+        write_text(out / "config.json", json.dumps(_absolute(asdict(cfg)), indent=2))
     return run
+
+
+def _restore(run: _Run, state: dict, path: Path) -> None:
+    """The run as its checkpoint left it; a forged or mismatched one is one line naming the file."""
+    restore_model(run.net, state["model"], path)
+    try:
+        run.opt.load_state_dict(state["optimizer"])
+        run.sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"][run.rank % len(state["rng"])])
+        run.epoch, run.step, run.history, run.order = (int(state["epoch"]), int(state["step"]), list(state["history"]),
+                                                       state["order"])
+        saved = state.get("partial", run.partial)  # rank 0 carries the sum, the others start from zero
+        run.partial = list(saved) if run.rank == 0 else [0.0, 0, 0, saved[3]]
+    except (RuntimeError, ValueError, TypeError, KeyError, IndexError, ZeroDivisionError) as e:
+        raise SqueezeNetError(f"{path}: not a checkpoint of this run ({type(e).__name__}: {e})") from None
+
+
+def _absolute(cfg: dict) -> dict:
+    """Paths as absolute ones, so that `--resume` works from any working directory (a bundled name stays)."""
+    return cfg | {k: str(Path(cfg[k]).resolve()) for k in ("data", "cache_dir", "init_from")
+                  if cfg.get(k) and Path(cfg[k]).exists()}
 
 
 def _optimizer_step(run: _Run) -> tuple[float, int, int]:
@@ -184,8 +187,10 @@ def _optimizer_step(run: _Run) -> tuple[float, int, int]:
     return loss_sum, correct, seen
 
 
-def _epoch(run: _Run) -> bool:
-    """Train until the end of the epoch (True) or `max_steps` (False); then metrics, checkpoint, curves."""
+def _epoch(run: _Run, stop: Deferred) -> bool:
+    """Train until the end of the epoch (True) or `max_steps` (False); then metrics, checkpoint, curves.
+
+    A stop signal is acted on between steps: a checkpoint, then `Stopped` (so `--resume` loses nothing)."""
     cfg = run.cfg
     if run.order is None:
         run.order = torch.randperm(len(run.train_set),
@@ -193,28 +198,40 @@ def _epoch(run: _Run) -> bool:
     run.model.train()
     if cfg.freeze_features:
         run.net.features.eval()  # frozen BatchNorm statistics too
-    t0, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
-    bar = tqdm(total=run.steps_per_epoch, initial=run.step, desc=f"epoch {run.epoch + 1}/{cfg.epochs}",
-               disable=run.rank != 0, dynamic_ncols=True)
+    t0, start, done0 = time.perf_counter() - run.partial[3], time.perf_counter(), run.partial[2]
     while run.step < run.steps_per_epoch and run.running():
-        dl, dc, ds = _optimizer_step(run)
-        loss_sum, correct, seen = loss_sum + dl, correct + dc, seen + ds
+        stats = _optimizer_step(run)
+        run.partial = [a + b for a, b in zip(run.partial, stats, strict=False)] + [time.perf_counter() - t0]
+        loss_sum, correct, seen, seconds = run.partial
         if not math.isfinite(loss_sum):
             raise SqueezeNetError(f"loss became {loss_sum} at step {run.global_step}; lower --lr")
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
-                        img_s=f"{seen * run.world / (time.perf_counter() - t0):.0f}",
-                        lr=f"{run.sched.get_last_lr()[0]:.4f}")
+        run.bar.update(1)
+        run.bar.set_postfix(epoch=f"{run.epoch + 1}/{cfg.epochs}", loss=f"{loss_sum / seen:.3f}",
+                            acc=f"{correct / seen:.3f}", lr=f"{run.sched.get_last_lr()[0]:.4f}",
+                            img_s=f"{(seen - done0) * run.world / (time.perf_counter() - start):.0f}")
+        if _stop_requested(run, stop):
+            run.checkpoint()
+            raise Stopped(stop.signum or 15, f"stopped at step {run.global_step}: checkpoint written, "
+                          f"`squeezenet train --resume {cfg.out}` continues")
         if cfg.checkpoint_every and run.global_step % cfg.checkpoint_every == 0 and run.step < run.steps_per_epoch:
             run.checkpoint()
-    bar.close()
-    if run.step < run.steps_per_epoch:  # max_steps reached mid-epoch
+    if run.step < run.steps_per_epoch:  # max_steps reached mid-epoch: kept, so that --resume can go on
+        run.checkpoint()
         return False
-    _end_epoch(run, time.perf_counter() - t0, loss_sum, correct, seen)
+    _end_epoch(run, *run.partial)
     return True
 
 
-def _end_epoch(run: _Run, seconds: float, loss_sum: float, correct: int, seen: int) -> None:
+def _stop_requested(run: _Run, stop: Deferred) -> bool:
+    """Whether any process got a stop signal (agreed by all, since the checkpoint is a collective)."""
+    flag = torch.tensor([stop.signum or 0])
+    if run.world > 1:
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        stop.signum = stop.signum or int(flag) or None
+    return bool(flag)
+
+
+def _end_epoch(run: _Run, loss_sum: float, correct: int, seen: int, seconds: float) -> None:
     stats = torch.tensor([loss_sum, correct, seen], dtype=torch.float64)
     if run.world > 1:
         dist.all_reduce(stats)
@@ -226,13 +243,13 @@ def _end_epoch(run: _Run, seconds: float, loss_sum: float, correct: int, seen: i
                                 run.device)
     row["seconds_total"] = round(row["seconds"] + (run.history[-1]["seconds_total"] if run.history else 0.0), 2)
     run.history.append(row)
-    run.epoch, run.step, run.order = run.epoch + 1, 0, None
+    run.epoch, run.step, run.order, run.partial = run.epoch + 1, 0, None, [0.0, 0, 0, 0.0]
     run.checkpoint()
     if run.rank == 0:
         out = Path(run.cfg.out)
         write_text(out / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in run.history))
         plot_curves(run.history, out / "curves.png")
-        print(json.dumps(row), flush=True)
+        run.bar.write(json.dumps(row))
 
 
 def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> dict:
@@ -251,8 +268,12 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> di
 
 def _train(cfg: TrainConfig, resume: bool) -> dict:
     run = _setup(cfg, resume)
-    while run.epoch < cfg.epochs and run.running() and _epoch(run):
-        pass
+    total = min(cfg.epochs * run.steps_per_epoch, cfg.max_steps or 1 << 62)
+    run.bar = progress.bar(total=total, initial=run.global_step, desc=f"training {Path(cfg.out).name}",
+                           unit="step", disable=True if run.rank else None)
+    with run.bar, deferred() as stop:
+        while run.epoch < cfg.epochs and run.running() and _epoch(run, stop):
+            pass
     if run.rank == 0:
         weights = Weights.from_model(run.net, class_names(run.train_set.classes), run.pre,
                                      class_ids=run.train_set.classes,

@@ -1,0 +1,56 @@
+"""Processes under torchrun: the process group, workers that stop with their launcher, a split decoded once.
+
+Each process takes its slice of every global batch and DDP averages the gradients (see `loop`); rank 0 decodes
+the images into the shared cache while the others wait for it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from squeezenet.data.cache import decode_cached
+from squeezenet.data.folders import list_samples
+from squeezenet.models.preprocessing import Preprocessing
+from squeezenet.training.recipes import TrainConfig
+
+
+def _die_with_parent() -> None:
+    """A worker gets SIGTERM (and checkpoints, see `loop`) when its launcher dies, even by `kill -9`."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG, Linux only
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the launcher died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def init_processes() -> tuple[int, int, int]:
+    """(rank, world size, local world size); initialises the process group when started by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if "TORCHELASTIC_RUN_ID" in os.environ:
+        _die_with_parent()
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo")  # CPU tensors: gloo
+    return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
+
+
+def load_split(root: Path, classes, pre: Preprocessing, cfg: TrainConfig, rank: int, world: int):
+    """Rank 0 decodes (or finds) the cache; the other ranks wait for it, then everyone memory-maps it.
+
+    The cache is resized as the model's preprocessing says (shorter side or warp), so that evaluation during
+    training is the centre crop the weights will be evaluated with later."""
+    samples = list_samples(root, classes)
+    side, warp = pre.resize_size or cfg.image_size, pre.resize_mode == "warp"
+    if rank == 0:
+        decoded = decode_cached(samples, side, cfg.cache_dir, cfg.skip_bad, progress=True, warp=warp)
+    if world > 1:
+        dist.barrier()
+    if rank != 0:
+        decoded = decode_cached(samples, side, cfg.cache_dir, cfg.skip_bad, progress=False, rebuild=False, warp=warp)
+    return decoded
