@@ -8,7 +8,6 @@ with the command that produced it) and are left out when there are none, so the 
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,9 +15,11 @@ import torch
 
 from squeezenet.atomic import write_text
 from squeezenet.experiments import paper
+from squeezenet.experiments.explore import plot_sweep
 from squeezenet.models.registry import create_model
 from squeezenet.models.summary import summarize
 from squeezenet.plotting import save, subplots
+from squeezenet.training.curves import plot_curves
 
 
 def _params(name: str, **kw) -> int:
@@ -123,13 +124,8 @@ def _pct(x) -> str:
     return "" if x is None or x == "" else f"{100 * float(x):.1f}%"
 
 
-def _copy_png(src: Path, out: Path, name: str) -> str:
-    shutil.copyfile(src, out / name)
-    return f"![{name}]({name})"
-
-
 def section_training(out: Path, results: Path) -> str:
-    """Training runs committed under results/train/<run>/ (metrics.jsonl, curves.png, command.sh)."""
+    """Training runs committed under results/train/<run>/ (metrics.jsonl, command.sh); curves drawn from them."""
     runs = sorted(p.parent for p in (results / "train").glob("*/metrics.jsonl"))
     if not runs:
         return ""
@@ -140,8 +136,8 @@ def section_training(out: Path, results: Path) -> str:
         best = max(h.get("val_top1", 0) for h in hist)
         rows.append([run.name, len(hist), _pct(last.get("val_top1")), _pct(last.get("val_top5")), _pct(best),
                      f"{last.get('seconds_total', 0) / 60:.0f} min"])
-        if (run / "curves.png").is_file():
-            figs.append(f"**{run.name}**\n\n" + _copy_png(run / "curves.png", out, f"train_{run.name}.png"))
+        plot_curves(hist, out / f"train_{run.name}.png", title=run.name)
+        figs.append(f"![{run.name}](train_{run.name}.png)")
     return ("## Training on Imagenette\n\nRuns of `squeezenet train` (the exact commands are in "
             "`results/train/<run>/command.sh`); Imagenette val, 3,925 images.\n\n"
             + _md_table(["run", "epochs", "val top-1", "val top-5", "best top-1", "training time"], rows)
@@ -227,8 +223,8 @@ def section_explore(out: Path, results: Path) -> str:
             table = [row + [ref.get(r["bypass"], "")] for row, r in zip(table, rows, strict=True)]
             head.append("paper (ImageNet): top-1 / top-5 / size")
         parts.append(f"### {sweep.name}\n\n" + _md_table(head, table))
-        if (sweep / "figure.png").is_file():
-            parts.append(_copy_png(sweep / "figure.png", out, f"explore_{sweep.name}.png"))
+        plot_sweep(rows, out / f"explore_{sweep.name}.png", f"{sweep.name} sweep")
+        parts.append(f"![{sweep.name}](explore_{sweep.name}.png)")
     if (results / "explore" / "README.md").is_file():
         parts.append("The comparison with the paper, configuration by configuration: `results/explore/README.md`.")
     return "\n\n".join(parts) + "\n"
