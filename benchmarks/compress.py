@@ -2,7 +2,8 @@
 
 For the authors' 8-bit weights (re-encoded losslessly) and the same weights re-clustered to 6 bits, every coder
 setting writes a file: fixed width (the authors' layout: fixed-width codes, 4-bit gaps, fp32 codebooks and
-biases), Huffman only, ANS only, and the default (per stream the smallest). Decoding is timed from bytes to a
+biases), Huffman only, ANS only, version 1's best stream coder, the context model only, and the default (per
+layer the smaller of the context model and the best streams). Decoding is timed from bytes to a
 state_dict (median of repeats). Results go to results/benchmarks/compress.json.
 
     python benchmarks/compress.py [--repeats 7] [--out results/benchmarks/compress.json]
@@ -33,6 +34,8 @@ SETTINGS = {
     "fixed width": dict(coders=("raw",), gap_bits=4, float_dtype="f32", codebook_dtype="f32"),
     "huffman": dict(coders=("raw", "huffman")),
     "ans": dict(coders=("raw", "ans")),
+    "version 1 (best stream coder)": dict(coders=("raw", "huffman", "ans")),
+    "context model": dict(coders=("context",)),
     "best (default)": dict(),
 }
 

@@ -1,13 +1,19 @@
-"""CPU inference speed of SqueezeNet v1.0 and v1.1 at 224x224: PyTorch against ONNX Runtime, fp32 and int8.
+"""CPU inference speed of SqueezeNet v1.0 and v1.1 at 224x224: PyTorch, ONNX Runtime and OpenVINO, fp32 and int8.
 
 In one run and on the same real images (Imagenette val, torchvision preprocessing), for batch 1 and 32:
-PyTorch eager (NCHW), PyTorch channels_last, ONNX Runtime fp32 and our int8 path (`squeezenet.runtime`:
-QDQ, per-channel s8 weights, u8 activations calibrated on Imagenette train, concat inputs on one scale).
-Backends are timed in interleaved rounds, so a noisy neighbour slows them all alike; the figure is the median
-ms per image, and each is also given as a ratio to ONNX Runtime fp32 measured in the same rounds. `--variants`
-adds, for v1.0, the int8 alternatives that were tried, each differing from ours in one setting (no shared concat
-scale, QOperator, per-tensor, s8 activations, u8 weights, no layout optimisation, one thread), and PyTorch's
-own x86 int8. Weights are freshly initialised: speed does not depend on their values. Writes JSON and a PNG.
+PyTorch eager (NCHW), PyTorch channels_last, ONNX Runtime fp32 and int8 (`squeezenet.deploy.int8`: QDQ,
+per-channel s8 weights, u8 activations calibrated on Imagenette train, concat inputs on one scale), and the same
+two files on OpenVINO: our backend (`squeezenet.deploy.openvino`: compiled per input shape, f32 precision hint,
+LATENCY; and THROUGHPUT, a batch split over single-thread streams) and OpenVINO as it comes (the file read as it
+is, default settings: dynamic batch, and bf16 on a CPU with AMX). Backends are timed in interleaved rounds, so a
+noisy neighbour slows them all alike; the figure is the median ms per image, and each is also given as a ratio to
+ONNX Runtime fp32 measured in the same rounds, and as GMAC/s against the machine's peak for its precision
+(`cpu_limits.peaks`: cores x clock x MACs per cycle of the instruction set found). For v1.0 it also records
+OpenVINO int8's per-layer times (kernel, share, GMAC/s of each convolution), what limits it. `--variants` adds,
+for v1.0, the alternatives that were tried, each differing from ours in one setting (ONNX Runtime: no shared
+concat scale, QOperator, per-tensor, s8 activations, u8 weights, no layout optimisation, one thread; OpenVINO: one
+thread, dynamic batch, no CPU pinning), and PyTorch's own x86 int8. Weights are freshly initialised: speed does
+not depend on their values. Writes JSON and a PNG.
 
     python benchmarks/inference.py [--rounds 30] [--variants] [--out results/benchmarks/inference.json]
 """
@@ -27,8 +33,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
+import openvino as ov
 import torch
+from cpu_limits import cpuinfo, openvino_profile, peak_gmacs, peaks
 from fresh import default_out
 from onnxruntime.quantization import QuantFormat, QuantType
 from torch import nn
@@ -39,23 +48,30 @@ from squeezenet.atomic import atomic_path, write_text
 from squeezenet.deploy.graph import check_images, to_onnx
 from squeezenet.deploy.int8 import calibration_batches, quantize_int8
 from squeezenet.deploy.onnxruntime import OrtModel
+from squeezenet.deploy.openvino import OvModel
 from squeezenet.formats.onnx import description, set_description
 from squeezenet.formats.weights import Weights
 from squeezenet.models.preprocessing import TORCHVISION
+from squeezenet.models.summary import summarize
 
 MODELS = ("squeezenet1_0", "squeezenet1_1")
 BATCHES = (1, 32)
 BASELINE = "onnxruntime fp32"
+MAIN = ["pytorch eager", "pytorch channels_last", BASELINE, "onnxruntime int8", "openvino fp32", "openvino int8",
+        "openvino int8 THROUGHPUT", "openvino as it comes, fp32 file (bf16)", "openvino as it comes, int8 file"]
+GOALS = {1: 0.30, 32: 0.25}  # issue 18: the fastest path's time as a fraction of ONNX Runtime fp32's
 PAUSE_S = 0.2
 
 
-def cpu_flags() -> dict:
-    try:
-        flags = set(next(line for line in Path("/proc/cpuinfo").read_text().splitlines()
-                         if line.startswith("flags")).split(":", 1)[1].split())
-    except (OSError, StopIteration):
-        flags = set()
-    return {f: f in flags for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")}
+def precision_of(row: str) -> str:
+    return "int8" if "int8" in row else "bf16" if "bf16" in row else "fp32"
+
+
+def openvino_as_it_comes(model: onnx.ModelProto, **config) -> Callable[[torch.Tensor], np.ndarray]:
+    """The file read by OpenVINO with its defaults (dynamic batch, the CPU's default precision) plus `config`."""
+    core = ov.Core()
+    request = core.compile_model(core.read_model(model.SerializeToString()), "CPU", config).create_infer_request()
+    return lambda x: request.infer({0: np.ascontiguousarray(x.numpy())}, share_inputs=True)[0]
 
 
 def torch_x86_int8(model: nn.Module, batches: list[np.ndarray]) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -73,9 +89,44 @@ def torch_x86_int8(model: nn.Module, batches: list[np.ndarray]) -> Callable[[tor
     return lambda x: quantized(x.contiguous(memory_format=torch.channels_last))
 
 
-def runners(name: str, batches: list[np.ndarray], variants: bool) -> dict[str, Callable[[torch.Tensor], object]]:
+def variants_of(model: nn.Module, fp32: onnx.ModelProto, ours: onnx.ModelProto,
+                batches: list[np.ndarray]) -> dict[str, Callable[[], Callable]]:
+    """The settings tried besides ours, each a builder (the int8 ones are calibrated and quantized anew)."""
+    all_opt = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return {
+        "onnxruntime int8 no shared concat scale":
+            lambda: OrtModel(quantize_int8(fp32, batches, share_concat_scales=False)),
+        "onnxruntime int8 QOperator":
+            lambda: OrtModel(quantize_int8(fp32, batches, quant_format=QuantFormat.QOperator)),
+        "onnxruntime int8 per-tensor": lambda: OrtModel(quantize_int8(fp32, batches, per_channel=False)),
+        "onnxruntime int8 s8 activations":
+            lambda: OrtModel(quantize_int8(fp32, batches, activation_type=QuantType.QInt8)),
+        "onnxruntime int8 u8 weights": lambda: OrtModel(quantize_int8(fp32, batches, weight_type=QuantType.QUInt8)),
+        "onnxruntime int8 graph opt extended":
+            lambda: OrtModel(ours, optimization=ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED),
+        "onnxruntime int8 1 thread": lambda: OrtModel(ours, threads=1, optimization=all_opt),
+        "onnxruntime fp32 1 thread": lambda: OrtModel(fp32, threads=1, optimization=all_opt),
+        "openvino int8 1 thread": lambda: OvModel(ours, threads=1),
+        "openvino int8 dynamic batch": lambda: openvino_as_it_comes(ours, PERFORMANCE_HINT="LATENCY",
+                                                                    INFERENCE_PRECISION_HINT="f32"),
+        "openvino int8 no CPU pinning": lambda: no_pinning(ours),
+        "openvino fp32 THROUGHPUT": lambda: OvModel(fp32, hint="THROUGHPUT"),
+        "pytorch x86 int8 (fx)": lambda: torch_x86_int8(model, batches),
+    }
+
+
+def no_pinning(model: onnx.ModelProto) -> OvModel:
+    run = OvModel(model)
+    run.config["ENABLE_CPU_PINNING"] = False
+    return run
+
+
+def runners(name: str, batches: list[np.ndarray], variants: bool) -> tuple[dict[str, Callable], dict]:
+    """The runners of `name`, and what else was measured building them (the in-memory export's seconds)."""
     model = squeezenet.create_model(name).eval()
+    start = time.perf_counter()
     fp32 = to_onnx(model, 224)
+    export_s = time.perf_counter() - start
     set_description(fp32, description(Weights.from_model(model, [str(i) for i in range(1000)], TORCHVISION)))
     ours = quantize_int8(fp32, batches)
     cl = copy.deepcopy(model).to(memory_format=torch.channels_last)
@@ -83,25 +134,18 @@ def runners(name: str, batches: list[np.ndarray], variants: bool) -> dict[str, C
         "pytorch eager": model,
         "pytorch channels_last": lambda x: cl(x.contiguous(memory_format=torch.channels_last)),
         BASELINE: OrtModel(fp32),
-        "int8 (ours)": OrtModel(ours),
+        "onnxruntime int8": OrtModel(ours),
+        "openvino fp32": OvModel(fp32),
+        "openvino int8": OvModel(ours),
+        "openvino int8 THROUGHPUT": OvModel(ours, hint="THROUGHPUT"),
+        "openvino as it comes, fp32 file (bf16)": openvino_as_it_comes(fp32),
+        "openvino as it comes, int8 file": openvino_as_it_comes(ours),
     }
-    if variants:  # each is calibrated and quantized here: a bar, since this takes minutes
-        all_opt = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        build = {
-            "int8 no shared concat scale": lambda: OrtModel(quantize_int8(fp32, batches, share_concat_scales=False)),
-            "int8 QOperator": lambda: OrtModel(quantize_int8(fp32, batches, quant_format=QuantFormat.QOperator)),
-            "int8 per-tensor": lambda: OrtModel(quantize_int8(fp32, batches, per_channel=False)),
-            "int8 s8 activations": lambda: OrtModel(quantize_int8(fp32, batches, activation_type=QuantType.QInt8)),
-            "int8 u8 weights": lambda: OrtModel(quantize_int8(fp32, batches, weight_type=QuantType.QUInt8)),
-            "int8 graph opt extended": lambda: OrtModel(ours,
-                                                        optimization=ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED),
-            "int8 1 thread": lambda: OrtModel(ours, threads=1, optimization=all_opt),
-            "fp32 1 thread": lambda: OrtModel(fp32, threads=1, optimization=all_opt),
-            "pytorch x86 int8 (fx)": lambda: torch_x86_int8(model, batches),
-        }
-        for k in progress.bar(build, desc=f"{name}: building the int8 variants", unit="variant"):
+    if variants:  # this takes minutes: a bar
+        build = variants_of(model, fp32, ours, batches)
+        for k in progress.bar(build, desc=f"{name}: building the variants", unit="variant"):
             run[k] = build[k]()
-    return run
+    return run, {"export_to_onnx_s": export_s, "macs_per_image": summarize(model, 224)["total"]["macs"]}
 
 
 def measure(run: dict[str, Callable], images: torch.Tensor, batch: int, rounds: int,
@@ -127,42 +171,43 @@ def measure(run: dict[str, Callable], images: torch.Tensor, batch: int, rounds: 
 
 
 def chart(results: dict, path: Path) -> None:
-    """Bars of ms per image for the four main backends per model; with variants, their ratios for v1.0."""
+    """Bars of ms per image for the main backends per model; with variants, their ratios for v1.0."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    main_backends = ["pytorch eager", "pytorch channels_last", BASELINE, "int8 (ours)"]
-    others = [k for k in results[MODELS[0]]["batch 1"] if k not in main_backends]
-    fig, axes = plt.subplots(1, len(MODELS) + bool(others), figsize=(6 * (len(MODELS) + bool(others)), 4.8))
-    width = 0.8 / len(main_backends)
+    others = [k for k in results[MODELS[0]]["batch 1"] if k not in MAIN]
+    panels = len(MODELS) + bool(others)
+    fig, axes = plt.subplots(1, panels, figsize=(8 * panels, 5.6))
+    width = 0.8 / len(MAIN)
     for ax, name in zip(axes, MODELS, strict=False):
-        for j, backend in enumerate(main_backends):
-            xs = np.arange(len(BATCHES)) + (j - (len(main_backends) - 1) / 2) * width
+        for j, backend in enumerate(MAIN):
+            xs = np.arange(len(BATCHES)) + (j - (len(MAIN) - 1) / 2) * width
             rows = [results[name][f"batch {b}"][backend] for b in BATCHES]
             bars = ax.bar(xs, [r["ms_per_image"] for r in rows], width, label=backend)
             for bar, r in zip(bars, rows, strict=True):
                 ax.annotate(f"{r['ratio_to_ort_fp32']:.2f}x", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                            ha="center", va="bottom", fontsize=7)
+                            ha="center", va="bottom", fontsize=6, rotation=90)
         ax.set_xticks(np.arange(len(BATCHES)), [f"batch {b}" for b in BATCHES])
         ax.set_title(f"{name}, 224x224")
-        ax.set_ylabel("median ms per image (lower is better)")
-    axes[0].legend(fontsize=8)
+        ax.set_yscale("log")
+        ax.set_ylabel("median ms per image, log scale (lower is better)")
+    axes[0].legend(fontsize=7)
     if others:
         ax = axes[-1]
-        names = ["int8 (ours)", *others]
+        names = ["onnxruntime int8", "openvino int8", *others]
         ys = np.arange(len(names))
         for j, b in enumerate(BATCHES):
             ratios = [results[MODELS[0]][f"batch {b}"][k]["ratio_to_ort_fp32"] for k in names]
-            ax.barh(ys + (j - 0.5) * 0.4, ratios, 0.4, label=f"batch {b}")
+            ax.barh(ys + (j - 0.5) * 0.4, ratios, 0.4, label=f"batch {b}", color=f"C{j}")
+            ax.axvline(GOALS[b], color=f"C{j}", lw=0.8, ls="--", label=f"goal batch {b}: {GOALS[b]:.2f}x")
         ax.axvline(1.0, color="k", lw=0.8)
-        ax.axvline(0.6, color="r", lw=0.8, ls="--", label="goal 0.6x")
-        ax.set_yticks(ys, names, fontsize=8)
+        ax.set_yticks(ys, names, fontsize=7)
         ax.invert_yaxis()
         ax.set_xlabel("time relative to ONNX Runtime fp32")
-        ax.set_title(f"{MODELS[0]}: int8 settings tried")
-        ax.legend(fontsize=8)
+        ax.set_title(f"{MODELS[0]}: settings tried")
+        ax.legend(fontsize=7)
     fig.suptitle("CPU inference (2 cores); bar labels: time relative to ONNX Runtime fp32 in the same run")
     fig.tight_layout()
     with atomic_path(path) as tmp:
@@ -170,10 +215,51 @@ def chart(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def summarise(times: dict[str, list[float]], macs: int, peak: dict) -> dict:
+    """Per runner: median ms per image, its ratio to the baseline, quartiles, GMAC/s and its share of the peak."""
+    base = statistics.median(times[BASELINE])
+    out = {}
+    for k, v in times.items():
+        ms = statistics.median(v)
+        top = peak_gmacs(peak, precision_of(k))
+        out[k] = {"ms_per_image": ms, "ratio_to_ort_fp32": ms / base, "q1_ms": float(np.percentile(v, 25)),
+                  "q3_ms": float(np.percentile(v, 75)), "rounds": len(v), "gmac_per_s": macs / ms / 1e6,
+                  "precision": precision_of(k)} | ({"peak_fraction": macs / ms / 1e6 / top} if top else {})
+    return out
+
+
+def benchmark(name: str, images: torch.Tensor, batches: list[np.ndarray], args: argparse.Namespace,
+              peak: dict) -> dict:
+    run, built = runners(name, batches, args.variants and name == MODELS[0])
+    with torch.inference_mode():
+        reference = torch.as_tensor(run[BASELINE](images))
+        agreement = {k: float((reference.argmax(1) == torch.as_tensor(run[k](images)).argmax(1)).float().mean())
+                     for k in ("onnxruntime int8", "openvino int8")}
+    result: dict = dict(built)
+    for batch in BATCHES:
+        times = measure(run, images, batch, args.rounds if batch == 1 else max(5, args.rounds // 3),
+                        f"{name} batch {batch}: timing {len(run)} runners")
+        result[f"batch {batch}"] = rows = summarise(times, built["macs_per_image"], peak)
+        for k, r in rows.items():
+            share = f"{100 * r['peak_fraction']:4.1f}% of {r['precision']} peak" if "peak_fraction" in r else ""
+            print(f"{name:14s} batch {batch:2d}  {k:40s} {r['ms_per_image']:7.2f} ms/image  "
+                  f"{r['ratio_to_ort_fp32']:5.2f}x ORT fp32  {r['gmac_per_s']:6.1f} GMAC/s {share}", flush=True)
+    result["int8_top1_agreement_with_fp32"] = agreement
+    print(f"{name:14s} int8 top-1 agrees with ORT fp32 on " + ", ".join(
+        f"{100 * v:.0f}% ({k})" for k, v in agreement.items()) + f" of {len(images)} images")
+    if name == MODELS[0]:
+        result["openvino_int8_profile"] = {f"batch {b}": openvino_profile(run["openvino int8"], images[:b].numpy(),
+                                                                          peak_gmacs(peak, "int8")) for b in BATCHES}
+        for b, prof in result["openvino_int8_profile"].items():
+            print(f"{name} openvino int8 {b}: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in
+                                                            list(prof["share_by_type"].items())[:6]))
+    return result
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=30, help="interleaved timing rounds per batch size (30)")
-    ap.add_argument("--variants", action="store_true", help="also time the int8 alternatives tried, for v1.0")
+    ap.add_argument("--variants", action="store_true", help="also time the alternatives tried, for v1.0")
     ap.add_argument("--calibration-images", type=int, default=300)
     ap.add_argument("--out", default=default_out("inference"),
                     help="output JSON (default: a new file under results/benchmarks/)")
@@ -182,40 +268,26 @@ def main() -> None:
     logging.getLogger().setLevel(logging.ERROR)
 
     load_before = os.getloadavg()
+    peak = peaks()
+    print("peak GMAC/s (" + peak["derivation"] + f", {peak['cores']} x {peak['ghz']:.2f}): " + ", ".join(
+        f"{p} {isa} {v['gmac_per_s']:.0f}" for p in ("int8", "bf16", "fp32") for isa, v in peak[p]["found"].items()))
     images = check_images(TORCHVISION, count=32)
     batches = calibration_batches(TORCHVISION, count=args.calibration_images)
-    results: dict = {}
-    for name in MODELS:
-        run = runners(name, batches, args.variants and name == "squeezenet1_0")
-        results[name] = {}
-        with torch.inference_mode():
-            reference = torch.as_tensor(run[BASELINE](images))
-            int8 = torch.as_tensor(run["int8 (ours)"](images))
-        agreement = float((reference.argmax(1) == int8.argmax(1)).float().mean())
-        for batch in BATCHES:
-            times = measure(run, images, batch, args.rounds if batch == 1 else max(5, args.rounds // 3),
-                            f"{name} batch {batch}: timing {len(run)} runners")
-            base = statistics.median(times[BASELINE])
-            results[name][f"batch {batch}"] = {
-                k: {"ms_per_image": statistics.median(v), "ratio_to_ort_fp32": statistics.median(v) / base,
-                    "q1_ms": float(np.percentile(v, 25)), "q3_ms": float(np.percentile(v, 75)), "rounds": len(v)}
-                for k, v in times.items()}
-            for k, r in results[name][f"batch {batch}"].items():
-                print(f"{name:14s} batch {batch:2d}  {k:26s} {r['ms_per_image']:7.2f} ms/image  "
-                      f"{r['ratio_to_ort_fp32']:5.2f}x ORT fp32", flush=True)
-        results[name]["int8_top1_agreement_with_fp32"] = agreement
-        print(f"{name:14s} int8 top-1 agrees with fp32 on {100 * agreement:.0f}% of {len(images)} images")
-
+    results = {name: benchmark(name, images, batches, args, peak) for name in MODELS}
     out = Path(args.out)
+    flags = cpuinfo()[0]
     report = {
-        "machine": {"cpu": platform.processor() or platform.machine(), "flags": cpu_flags(),
-                    "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-                    "onnxruntime": ort.__version__, "python": platform.python_version(),
+        "machine": {"cpu": platform.processor() or platform.machine(),
+                    "flags": {f: f in flags for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16",
+                                                      "amx_bf16", "amx_int8")},
+                    "peak": peak, "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+                    "onnxruntime": ort.__version__, "openvino": ov.__version__, "python": platform.python_version(),
                     "load_average_1min_before_after": [load_before[0], os.getloadavg()[0]]},
         "input": "224x224, 32 Imagenette val images (torchvision preprocessing)",
         "int8": f"ONNX Runtime static QDQ, per-channel s8 weights, u8 activations, MinMax on "
-                f"{sum(len(b) for b in batches)} Imagenette train images",
+                f"{sum(len(b) for b in batches)} Imagenette train images; the same file on OpenVINO",
         "metric": "median ms per image over interleaved rounds; ratio to ONNX Runtime fp32 in the same rounds",
+        "goals": {f"batch {b}": g for b, g in GOALS.items()},
         "results": results,
     }
     write_text(out, json.dumps(report, indent=2))

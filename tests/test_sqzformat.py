@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import struct
+import subprocess
+import sys
 import tracemalloc
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +22,9 @@ from squeezenet.compression.quantize import layer_bits, quantize_model
 from squeezenet.errors import SqueezeNetError
 from squeezenet.formats import sqz as sqzformat
 from squeezenet.formats.deepcompression import read_net
+
+STREAMS = ("raw", "huffman", "ans")  # version 1's coders, without the context model
+V1_COMMIT = "d16982e"  # the last commit whose writer made version 1 files
 
 
 @pytest.fixture(scope="session")
@@ -38,9 +45,51 @@ def six_bit(authors):
     return w, q6, data
 
 
-def test_8bit_reencoding_is_lossless_and_smaller(authors, authors_model):
+@pytest.fixture(scope="module")
+def v1(tmp_path_factory):
+    """The version 1 writer and reader, as committed before the context coder."""
+    repo = Path(__file__).resolve().parents[1]
+    try:
+        src = subprocess.run(["git", "-C", str(repo), "show", f"{V1_COMMIT}:src/squeezenet/formats/sqz.py"],
+                             capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip(f"needs the git history (commit {V1_COMMIT}, the version 1 writer)")
+    path = tmp_path_factory.mktemp("v1") / "sqz_v1.py"
+    path.write_text(src)
+    spec = importlib.util.spec_from_file_location("sqz_v1", path)
+    module = sys.modules["sqz_v1"] = importlib.util.module_from_spec(spec)  # its dataclass looks itself up there
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules["sqz_v1"]
+
+
+def test_version_1_files_read_as_they_did(authors, six_bit, v1):
+    """Files written by the version 1 encoder decode to the same codes and weights, and re-encode smaller."""
     w, q8 = authors
-    data, _ = sqzformat.encode(w, q8, codebook_dtype="f32", float_dtype="f32", coders=("raw", "ans"))
+    for q, kw in [(six_bit[1], {}), (q8, {"codebook_dtype": "f32", "float_dtype": "f32"})]:
+        data, _ = v1.encode(w, q, **kw)
+        assert data[len(sqzformat.MAGIC)] == 1
+        old, new = v1.decode(data), sqzformat.decode(data)
+        for k, v in old.weights.state_dict.items():
+            assert torch.equal(new.weights.state_dict[k], v), k
+        assert all(np.array_equal(new.quantized[k].codes, v.codes) for k, v in old.quantized.items())
+        assert [lay["bytes"] for lay in new.layers] == [lay["bytes"] for lay in old.layers]
+        assert len(sqzformat.encode(new.weights, new.quantized, **kw)[0]) < 0.98 * len(data)
+
+
+def test_the_context_coder_wins_most_layers_and_reads_back_exactly(authors, six_bit):
+    w, q6, data = six_bit
+    d = sqzformat.decode(data)
+    assert data[len(sqzformat.MAGIC)] == sqzformat.VERSION
+    assert sum(lay.get("codes_coder") == "context" for lay in d.layers) >= 20  # of 26 weights
+    assert len(data) < 0.99 * len(sqzformat.encode(w, q6, coders=STREAMS)[0])
+    assert len(sqzformat.encode(w, q6, coders=("context",))[0]) >= len(data)  # the best per layer
+
+
+@pytest.mark.parametrize("coders", [("raw", "ans"), sqzformat.DEFAULT_CODERS])
+def test_8bit_reencoding_is_lossless_and_smaller(authors, authors_model, coders):
+    w, q8 = authors
+    data, _ = sqzformat.encode(w, q8, codebook_dtype="f32", float_dtype="f32", coders=coders)
     assert len(data) < (authors_model / "compressed_SqueezeNet.net").stat().st_size
     back = sqzformat.decode(data).weights
     for k, v in w.state_dict.items():
@@ -92,12 +141,20 @@ def _fix_crc(b: bytes) -> bytes:
     return b[:-4] + struct.pack("<I", zlib.crc32(b[:-4]))
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@pytest.fixture(scope="session")
+def fuzzed(six_bit):
+    """The 6-bit file as written (context records) and as version 1's coders write it (streams)."""
+    w, q6, data = six_bit
+    return {"context": data, "streams": sqzformat.encode(w, q6, coders=STREAMS)[0]}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                  HealthCheck.too_slow])
 @given(st.data())
-def test_mutated_files_never_crash_hang_or_overallocate(six_bit, data):
-    """Flip, overwrite, cut or insert bytes, mostly with a recomputed checksum (a forged file)."""
-    _, _, good = six_bit
+def test_mutated_files_never_crash_hang_or_overallocate(fuzzed, data):
+    """Flip, overwrite, cut or insert bytes, mostly with a recomputed checksum (a forged file), in both kinds of
+    quantized records."""
+    good = fuzzed[data.draw(st.sampled_from(sorted(fuzzed)))]
     b = bytearray(good[:-4])
     body = len(b)
     for _ in range(data.draw(st.integers(1, 4))):

@@ -148,8 +148,10 @@ def weights_of(args: argparse.Namespace) -> str:
 def add_backend_args(p: argparse.ArgumentParser) -> None:
     from squeezenet.deploy import BACKENDS
 
-    p.add_argument("--backend", choices=BACKENDS, help="runtime (default: torch for weights, onnxruntime for .onnx)")
-    p.add_argument("--int8", action="store_true", help="int8 on ONNX Runtime (calibrated now unless already int8)")
+    p.add_argument("--backend", choices=BACKENDS, help="runtime (default: torch for weights; for .onnx, .xml and "
+                   "--int8 openvino when installed, else onnxruntime)")
+    p.add_argument("--int8", action="store_true", help="int8 on ONNX Runtime or OpenVINO (calibrated now unless "
+                   "already int8)")
     p.add_argument("--calibration", metavar="DIR", help="int8 calibration images (default: shared Imagenette train)")
 
 

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     samples = list_samples(args.data, classes=weights.class_ids).sample(args.limit)
     pre = weights.preprocessing
     if args.image_size and args.image_size != pre.crop_size:
-        if weights.backend == "onnxruntime" or weights.arch == "alexnet":  # an ONNX graph, AlexNet's fc6
+        if weights.backend != "torch" or weights.arch == "alexnet":  # an exported graph, AlexNet's fc6
             raise SqueezeNetError(f"{source} takes {pre.crop_size} px inputs only, not --image-size "
                                   f"{args.image_size}")
         pre = pre.at_size(args.image_size)

@@ -15,8 +15,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from squeezenet.deploy.int8 import CALIBRATION_IMAGES
 
     add_weights_arg(p)
-    p.add_argument("--format", choices=["onnx"], default="onnx", help="output format")
-    p.add_argument("--out", required=True, help="output .onnx file")
+    p.add_argument("--format", choices=["onnx", "openvino", "c"], default="onnx",
+                   help="output format (openvino: IR; c: a dependency-free C99 library, weights kept compressed)")
+    p.add_argument("--out", required=True, help="output .onnx file (openvino: .xml, its .bin beside it; c: a folder)")
+    p.add_argument("--image-size", type=positive_int, help="c: the input size the library is built for (default: "
+                   "the weights' own)")
     p.add_argument("--int8", action="store_true", help="static int8 quantization (ONNX Runtime, per-channel)")
     p.add_argument("--calibration", metavar="DIR", help="int8 calibration images (default: shared Imagenette train)")
     p.add_argument("--calibration-images", type=positive_int, default=CALIBRATION_IMAGES, metavar="N",
@@ -29,10 +32,13 @@ def run(args: argparse.Namespace) -> int:
     from squeezenet.deploy.export import export_model
     from squeezenet.errors import SqueezeNetError
 
-    if not args.out.lower().endswith(".onnx"):
-        raise SqueezeNetError(f"--out {args.out}: the {args.format} format is written to a .onnx file")
+    if args.format == "c":
+        return _run_c(args)
+    suffix = {"onnx": ".onnx", "openvino": ".xml"}[args.format]
+    if not args.out.lower().endswith(suffix):
+        raise SqueezeNetError(f"--out {args.out}: the {args.format} format is written to a {suffix} file")
     r = export_model(weights_of(args), args.out, args.int8, args.calibration, args.calibration_images,
-                     args.check_images)
+                     args.check_images, args.format)
     if args.json:
         print(json.dumps(r))
         return 0
@@ -41,5 +47,25 @@ def run(args: argparse.Namespace) -> int:
     if args.int8:
         print(f"int8 (calibrated on {r['calibration_images']} images): top-1 agrees with fp32 on "
               f"{100 * r['int8_top1_agreement']:.1f}% of them, max |logit difference| {r['int8_max_abs_diff']:.3f}")
+    if "openvino_max_abs_diff" in r:
+        print(f"OpenVINO: max |logit difference| to ONNX Runtime on the same images {r['openvino_max_abs_diff']:.2e}")
     print(f"wrote {r['out']} ({r['precision']}, {r['bytes']:,} bytes)")
+    return 0
+
+
+def _run_c(args: argparse.Namespace) -> int:
+    from squeezenet.deploy.cengine.export import export_c
+
+    r = export_c(weights_of(args), args.out, args.image_size, args.calibration, args.calibration_images,
+                 args.check_images)
+    if args.json:
+        print(json.dumps(r))
+        return 0
+    if r["clustered"]:
+        print(f"warning: {len(r['clustered'])} layers had no codebook in the file and were clustered to 8 bits here")
+    checked = "; the C's scores equal the reference's bit for bit" if r["c_checked"] else " (no C compiler here)"
+    print(f"int8 engine at {r['image_size']} px: top-1 agrees with fp32 on {100 * r['top1_agreement_fp32']:.1f}% "
+          f"of {r['check_images']} images{checked}")
+    print(f"wrote {r['out']}/: weights {r['weights_bytes']:,} bytes at fixed width (file {r['file_bytes']:,}), "
+          f"arena {r['arena']:,} bytes, fused max pools: {', '.join(r['fused']) or 'none'}")
     return 0

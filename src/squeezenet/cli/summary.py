@@ -10,7 +10,8 @@ from squeezenet.errors import SqueezeNetError
 
 HELP = "per-layer table (Table 1) of any configuration or weights file"
 EXAMPLE = "squeezenet summary squeezenet1_0 --sr 0.5 --pct3x3 0.25 --bypass simple\n  " \
-          "squeezenet summary --weights imagenette --input-size 160"
+          "squeezenet summary --weights imagenette --input-size 160\n  " \
+          "squeezenet summary squeezenet1_1 --input-size 128 --memory"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -21,6 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", help="summarize a weights file instead (.sqz: with its compression table)")
     p.add_argument("--input-size", type=int, default=224, help="square input side in pixels")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument("--memory", action="store_true", help="the C engine's memory plan instead: per layer the arena "
+                   "in use and the peak (`squeezenet export --format c`)")
     add_model_args(p)
 
 
@@ -36,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
         from squeezenet.formats.weights import load, resolve
 
         weights = load(args.weights)
+        if args.memory:
+            return _memory(weights.build(), args)
         table = summarize(weights.build(), args.input_size)
         data = resolve(args.weights).read_bytes()
         if is_sqz(data):
@@ -48,6 +53,20 @@ def run(args: argparse.Namespace) -> int:
     kw = model_kwargs(args)
     if args.model == "alexnet":
         kw = {k: v for k, v in kw.items() if k == "num_classes"} | {"image_size": args.input_size}
+    if args.memory:
+        return _memory(create_model(args.model, **kw), args)
     table = summarize(create_model(args.model, **kw), args.input_size)
     print(json.dumps(table) if args.json else format_table(table))
+    return 0
+
+
+def _memory(model, args: argparse.Namespace) -> int:
+    from squeezenet.deploy.cengine.graph import lower
+    from squeezenet.deploy.cengine.planner import best_plan, format_plan, tflm_plan
+
+    graph = lower(model, args.input_size)
+    plan, dense = best_plan(graph), tflm_plan(graph)
+    print(json.dumps({"input_size": args.input_size, "arena": plan.arena, "lower_bound": plan.lower_bound,
+                      "fused": list(plan.fused), "layers": plan.rows, "dense_int8_arena": dense.arena})
+          if args.json else format_plan(plan, dense))
     return 0

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from squeezenet.compression.prune import PROFILES
 from squeezenet.compression.quantize import INITS
 from squeezenet.errors import ConfigError
-from squeezenet.formats.sqz import GAP_BITS
+from squeezenet.formats.sqz import DEFAULT_CODERS, GAP_BITS
 from squeezenet.formats.weights import Weights
 from squeezenet.options import check, option
 
@@ -53,7 +53,7 @@ class CompressOptions:
                                      "class-balanced sample")
     gap_bits: int | None = option(None, choices=GAP_BITS, help="relative index width (0: dense); default: the "
                                   "smallest per layer")
-    coders: tuple[str, ...] = option(("raw", "huffman", "ans"), help="entropy coders tried per stream", cli=False)
+    coders: tuple[str, ...] = option(DEFAULT_CODERS, help="coders tried per layer", cli=False)
     seed: int = option(0, low=0, high=2**31 - 1, help="seed of sampling and fine-tuning")
 
     def validate(self) -> None:

@@ -1,7 +1,8 @@
-"""Fast CPU inference: ONNX Runtime sessions as plain callables, and `open_model`.
+"""Fast CPU inference: ONNX Runtime sessions as plain callables, and `open_model`, which picks the backend.
 
-`open_model` gives `evaluate`/`predict` one object whatever the file and backend: a callable and its metadata;
-int8 is calibrated on the fly (`deploy.int8`) unless the file already is int8.
+`open_model` gives `evaluate`/`predict` one object whatever the file and backend (PyTorch, ONNX Runtime, OpenVINO
+in `deploy.openvino`): a callable and its metadata; int8 is calibrated on the fly (`deploy.int8`) unless the file
+already is int8.
 """
 
 from __future__ import annotations
@@ -72,23 +73,59 @@ class InferenceModel:
     arch: str = "squeezenet"
 
 
+def fastest_runtime() -> str:
+    """The default runtime of exported graphs and int8, by the measured rule in the README: OpenVINO when it is
+    installed and loads (faster than ONNX Runtime in fp32 and int8 in benchmarks/inference.py), else ONNX Runtime."""
+    try:
+        import openvino  # noqa: F401  (used right after: the import is not wasted)
+    except ImportError:
+        return "onnxruntime"
+    return "openvino"
+
+
+def _described(runner: Callable[[torch.Tensor], torch.Tensor], desc: dict, backend: str,
+               precision: str) -> InferenceModel:
+    return InferenceModel(runner, desc["classes"], desc.get("class_ids"),
+                          Preprocessing.from_dict(desc["preprocessing"]), backend, precision,
+                          desc.get("arch", "squeezenet"))
+
+
+def _openvino_ir(path: str | Path, backend: str | None, int8: bool) -> InferenceModel:
+    if backend not in (None, "openvino"):
+        raise SqueezeNetError(f"{path}: an OpenVINO IR runs on OpenVINO only: use --backend openvino")
+    from squeezenet.deploy.openvino import OvModel, read_ir  # the optional extra
+
+    model, desc = read_ir(path)
+    if int8 and desc.get("precision") != "int8":
+        raise SqueezeNetError(f"{path}: an fp32 IR cannot be calibrated; export it with --int8, or pass the .onnx")
+    return _described(OvModel(model), desc, "openvino", desc.get("precision", "fp32"))
+
+
 def open_model(path: str | Path, backend: str | None = None, int8: bool = False,
                calibration: str | Path | None = None, evaluation_data: str | Path | None = None) -> InferenceModel:
-    """Weights (.net, .safetensors, ...) or an exported .onnx, on PyTorch or ONNX Runtime, fp32 or int8.
+    """Weights (.net, .safetensors, ...), an exported .onnx or OpenVINO IR (.xml), on any backend, fp32 or int8.
 
-    The backend defaults to PyTorch for weights and ONNX Runtime for .onnx files; int8 runs on ONNX Runtime
-    and, unless the file already is int8, is calibrated here on `calibration` (which must not overlap
-    `evaluation_data`).
+    The backend defaults to PyTorch for weights and to `fastest_runtime()` for a graph or int8; int8 runs on a
+    graph runtime and, unless the file already is int8, is calibrated here on `calibration` (which must not
+    overlap `evaluation_data`).
     """
     if backend not in (None, *BACKENDS):
         raise SqueezeNetError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    is_onnx = Path(path).suffix.lower() == ".onnx"
-    if backend == "torch" and (is_onnx or int8):
-        raise SqueezeNetError("an ONNX model and int8 run on ONNX Runtime: use --backend onnxruntime")
-    if not is_onnx and not int8 and backend != "onnxruntime":
+    suffix = Path(path).suffix.lower()
+    is_onnx = suffix == ".onnx"
+    if backend == "torch" and (is_onnx or suffix == ".xml" or int8):
+        raise SqueezeNetError("an exported graph and int8 run on ONNX Runtime or OpenVINO: use --backend "
+                              "onnxruntime or --backend openvino")
+    if suffix == ".xml":
+        return _openvino_ir(path, backend, int8)
+    if not is_onnx and not int8 and backend in (None, "torch"):
         weights = load(path)
         return InferenceModel(weights.build(), weights.classes, weights.class_ids, weights.preprocessing,
                               "torch", "fp32", weights.arch)
+    backend = backend or fastest_runtime()
+    if backend == "openvino":
+        from squeezenet.deploy.openvino import OvModel  # the optional extra: a missing one is said before any work
+    runtime = OvModel if backend == "openvino" else OrtModel
     if is_onnx:
         model = read_onnx(path)
         desc = get_description(model, path)
@@ -101,10 +138,6 @@ def open_model(path: str | Path, backend: str | None = None, int8: bool = False,
     if not is_onnx:
         model = to_onnx(weights.build(), weights.preprocessing.crop_size)
         set_description(model, desc)
-    preprocessing = Preprocessing.from_dict(desc["preprocessing"])
     if calibrate:
-        model = quantize_int8(model, calibration_batches(preprocessing, calibration))
-    return InferenceModel(OrtModel(model), desc["classes"], desc.get("class_ids"), preprocessing,
-                          "onnxruntime", "int8" if int8 else desc.get("precision", "fp32"),
-                          desc.get("arch", "squeezenet"))
-
+        model = quantize_int8(model, calibration_batches(Preprocessing.from_dict(desc["preprocessing"]), calibration))
+    return _described(runtime(model), desc, backend, "int8" if int8 else desc.get("precision", "fp32"))

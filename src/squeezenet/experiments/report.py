@@ -15,7 +15,9 @@ import torch
 
 from squeezenet.atomic import write_text
 from squeezenet.experiments import paper
+from squeezenet.experiments.c_engine_report import section_c_engine
 from squeezenet.experiments.explore import plot_sweep
+from squeezenet.experiments.rate_report import section_rate_accuracy
 from squeezenet.models.registry import create_model
 from squeezenet.models.summary import summarize
 from squeezenet.plotting import save, subplots
@@ -261,7 +263,8 @@ def section_headline(out: Path, results: Path) -> str:
 
 SECTIONS: list[Callable[[Path, Path], str]] = [section_headline, section_table1, section_v1_1, section_bypass,
                                                section_sweeps, section_bundled, section_training, section_table2,
-                                               section_table2_imagenette, section_explore]
+                                               section_table2_imagenette, section_rate_accuracy, section_explore,
+                                               section_c_engine]
 
 
 def write_report(out: str | Path = "report", results: str | Path = "results") -> Path:

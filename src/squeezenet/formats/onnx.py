@@ -30,7 +30,12 @@ def get_description(model: onnx.ModelProto, source: str | Path = "model") -> dic
     props = {p.key: p.value for p in model.metadata_props}
     if METADATA_KEY not in props:
         raise SqueezeNetError(f"{source}: ONNX model without squeezenet metadata (not exported by this project)")
-    desc = parse_json(props[METADATA_KEY], f"{source}: squeezenet metadata")
+    return parse_description(props[METADATA_KEY], source)
+
+
+def parse_description(text: str, source: str | Path = "model") -> dict:
+    """The description's JSON checked as a weights header, whatever holds it (ONNX metadata, OpenVINO rt_info)."""
+    desc = parse_json(text, f"{source}: squeezenet metadata")
     try:
         Weights.from_header(desc, {})
     except SqueezeNetError as e:

@@ -1,22 +1,21 @@
 """The `.sqz` file: a compressed SqueezeNet (or AlexNet) that rebuilds a working `nn.Module` on its own.
 
     magic  b"\\x89SQZ\\r\\n\\x1a\\n"   (PNG-style: catches text-mode transfers and truncation at byte 0)
-    u8     version (1)
+    u8     version (2; version 1 files, which lack the context records, read too)
     u32    header length, then zlib(JSON): arch ("squeezenet" or "alexnet"), config, classes, class_ids,
            preprocessing, meta, and the tensors' names and shapes (the 1000 ImageNet classes are stored as the
            name "imagenet": 14 KB saved in a 400 KB file)
     u16    number of tensors: the model's state_dict, in its order
     per tensor: u8 kind, then
         raw kinds (fp32, fp16, int64): numel values, little-endian
-        quantized (codebook fp16 or fp32): u8 bits, u8 gap_bits (0 = dense, no index), u32 entries,
-            codebook[2^bits - 1] (code 0 is the implicit 0.0), u32 + codes stream, [u32 + gaps stream]
+        quantized (codebook fp16 or fp32, code 0 the implicit 0.0): `records`, the streams of version 1
+            (codes and relative index) or the context-modelled stream of version 2, the smaller per layer
     u32    CRC-32 of everything before it
 
-Streams are `encode.encode_stream` byte strings (coder byte + payload). The reader checks the declared tensors
-against the configuration (on the meta device: no memory), the file's size against what they can need before it
-reads past the header, and every count and length against the declared shapes and the bytes that remain before it
-allocates, so a truncated, corrupted, forged or huge file is a one-line `SqueezeNetError`. Conv (grouped too) and
-linear weights are stored alike, as flat code arrays.
+The reader checks the declared tensors against the configuration (on the meta device: no memory), the file's size
+against what they can need before it reads past the header, and every count and length against the declared shapes
+and the bytes that remain before it allocates, so a truncated, corrupted, forged or huge file is a one-line
+`SqueezeNetError`. Conv (grouped too) and linear weights are stored alike.
 """
 
 from __future__ import annotations
@@ -33,25 +32,18 @@ import torch
 
 from squeezenet.atomic import write_bytes
 from squeezenet.errors import ConfigError, SqueezeNetError
-from squeezenet.formats.coders import (
-    choose_gap_bits,
-    decode_stream,
-    dense_from_index,
-    encode_stream,
-    sparse_index,
-    stream_coder,
-)
+from squeezenet.formats import records
+from squeezenet.formats.records import DEFAULT_CODERS, F16, F32, GAP_BITS, I64, Reader
 from squeezenet.formats.weights import Quantized, Weights, parse_json, skeleton
 from squeezenet.models.registry import ARCHS, architecture, describe
 
 MAGIC = b"\x89SQZ\r\n\x1a\n"
-VERSION = 1
+VERSION = 2
+READS = (1, 2)
 MAX_HEADER = 1 << 20  # the JSON header, compressed and decompressed
 PREFIX = len(MAGIC) + 5  # magic, version, header length
 RECORD_SLACK = 4096  # a record is at most 1 + 8 bytes a value (int64 raw), or quantized: codebook, 2 streams
-F32, F16, Q16, Q32, I64 = range(5)
 _RAW = {F32: np.dtype("<f4"), F16: np.dtype("<f2"), I64: np.dtype("<i8")}
-GAP_BITS = (0, 2, 3, 4, 5, 6, 7, 8)  # 0: dense, the index is not stored
 
 
 @dataclass
@@ -63,30 +55,8 @@ class Decoded:
     layers: list[dict]
 
 
-def _quantized_record(q: Quantized, gap_bits: int | None, coders: tuple[str, ...],
-                      codebook_dtype: str) -> tuple[bytes, dict]:
-    flat = np.ascontiguousarray(q.codes).reshape(-1)
-    g = choose_gap_bits(flat, q.bits, GAP_BITS) if gap_bits is None else gap_bits
-    if g:
-        entry_codes, gaps = sparse_index(flat, g)
-    else:
-        entry_codes, gaps = flat, np.zeros(0, np.int64)
-    kind, dt = (Q16, "<f2") if codebook_dtype == "f16" else (Q32, "<f4")
-    book = np.asarray(q.codebook[1:], dtype=dt).tobytes()
-    cs = encode_stream(entry_codes, 1 << q.bits, coders)
-    out = [struct.pack("<BBBI", kind, q.bits, g, len(entry_codes)), book, struct.pack("<I", len(cs)), cs]
-    info = {"kind": "quantized", "bits": q.bits, "gap_bits": g, "entries": len(entry_codes),
-            "nonzero": int(np.count_nonzero(flat)), "codebook_bytes": len(book), "codes_bytes": len(cs),
-            "codes_coder": stream_coder(cs), "index_bytes": 0, "index_coder": ""}
-    if g:
-        gs = encode_stream(gaps, 1 << g, coders)
-        out += [struct.pack("<I", len(gs)), gs]
-        info |= {"index_bytes": len(gs), "index_coder": stream_coder(gs)}
-    return b"".join(out), info
-
-
 def encode(weights: Weights, quantized: dict[str, Quantized], *, gap_bits: int | None = None,
-           coders: tuple[str, ...] = ("raw", "huffman", "ans"), float_dtype: str = "f16",
+           coders: tuple[str, ...] = DEFAULT_CODERS, float_dtype: str = "f16",
            codebook_dtype: str = "f16") -> tuple[bytes, list[dict]]:
     """The file's bytes and, per tensor, what it cost.
 
@@ -117,7 +87,7 @@ def encode(weights: Weights, quantized: dict[str, Quantized], *, gap_bits: int |
         if isinstance(t, Quantized):
             if t.codes.shape != shape:
                 raise ConfigError(f"{name}: codes of shape {t.codes.shape}, expected {shape}")
-            rec, info = _quantized_record(t, gap_bits, coders, codebook_dtype)
+            rec, info = records.write(t, gap_bits, coders, codebook_dtype)
         else:
             a = t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
             if a.shape != shape:
@@ -129,23 +99,6 @@ def encode(weights: Weights, quantized: dict[str, Quantized], *, gap_bits: int |
         layers.append({"name": name, "shape": list(shape), "numel": int(np.prod(shape)), "bytes": len(rec)} | info)
     body = b"".join(parts)
     return body + struct.pack("<I", zlib.crc32(body)), layers
-
-
-class _Reader:
-    """A cursor over untrusted bytes: every read states its size and is checked against what remains."""
-
-    def __init__(self, data: bytes, end: int) -> None:
-        self.data, self.pos, self.end = memoryview(data), 0, end
-
-    def take(self, n: int, what: str) -> memoryview:
-        if n < 0 or n > self.end - self.pos:
-            raise SqueezeNetError(f"truncated file: {what} needs {n:,} bytes at offset {self.pos:,}, "
-                                  f"{self.end - self.pos:,} remain")
-        self.pos += n
-        return self.data[self.pos - n:self.pos]
-
-    def unpack(self, fmt: str, what: str) -> tuple:
-        return struct.unpack(fmt, self.take(struct.calcsize(fmt), what))
 
 
 def _header(raw: bytes) -> dict:
@@ -179,23 +132,17 @@ def _expected(header: dict) -> list[tuple[str, tuple[int, ...]]]:
     return out
 
 
-def _start(r: _Reader) -> tuple[dict, list[tuple[str, tuple[int, ...]]]]:
+def _start(r: Reader) -> tuple[dict, list[tuple[str, tuple[int, ...]]]]:
     """Magic, version and header: the header checked and its tensors declared, from the first bytes alone."""
     if bytes(r.take(len(MAGIC), "magic")) != MAGIC:
         raise SqueezeNetError("not a .sqz file (bad magic)")
     version, hlen = r.unpack("<BI", "version")
-    if version != VERSION:
-        raise SqueezeNetError(f"unsupported .sqz version {version} (this reader knows {VERSION})")
+    if version not in READS:
+        raise SqueezeNetError(f"unsupported .sqz version {version} (this reader knows {READS[0]}-{READS[-1]})")
     if hlen > MAX_HEADER:
         raise SqueezeNetError(f"a header of {hlen:,} bytes is larger than any .sqz holds ({MAX_HEADER:,})")
     header = _header(bytes(r.take(hlen, "header")))
     return header, _expected(header)
-
-
-def _stream(r: _Reader, count: int, alphabet: int, what: str) -> tuple[np.ndarray, int, str]:
-    (n,) = r.unpack("<I", what)
-    data = bytes(r.take(n, what))
-    return decode_stream(data, count, alphabet), n, stream_coder(data)
 
 
 def decode(data: bytes) -> Decoded:
@@ -204,7 +151,7 @@ def decode(data: bytes) -> Decoded:
         raise SqueezeNetError("not a .sqz file (bad magic or too short)")
     if struct.unpack("<I", data[-4:])[0] != zlib.crc32(memoryview(data)[:-4]):
         raise SqueezeNetError("checksum mismatch: the file is corrupted")
-    r = _Reader(data, len(data) - 4)
+    r = Reader(data, len(data) - 4)
     header, expected = _start(r)
     (count,) = r.unpack("<H", "tensor count")
     if count != len(expected):
@@ -221,29 +168,11 @@ def decode(data: bytes) -> Decoded:
                 raise SqueezeNetError(f"{name}: non-finite values")
             t = torch.from_numpy(a.astype(np.float32 if kind != I64 else np.int64).reshape(shape))
             info |= {"kind": _RAW[kind].name, "raw_bytes": numel * _RAW[kind].itemsize}
-        elif kind in (Q16, Q32):
-            bits, g, entries = r.unpack("<BBI", f"{name} layer header")
-            if not 1 <= bits <= 8 or g not in GAP_BITS or entries > numel or (g == 0 and entries != numel):
-                raise SqueezeNetError(f"{name}: bad layer header (bits={bits}, gap_bits={g}, entries={entries:,} "
-                                      f"for {numel:,} weights)")
-            dt = "<f2" if kind == Q16 else "<f4"
-            book = np.frombuffer(r.take(((1 << bits) - 1) * np.dtype(dt).itemsize, f"{name} codebook"), dt)
-            if not np.isfinite(book).all():
-                raise SqueezeNetError(f"{name}: non-finite codebook")
-            codes, nc, cc = _stream(r, entries, 1 << bits, f"{name} codes")
-            info |= {"kind": "quantized", "bits": bits, "gap_bits": g, "entries": entries,
-                     "codebook_bytes": book.nbytes, "codes_bytes": nc, "codes_coder": cc, "index_bytes": 0,
-                     "index_coder": ""}
-            if g:
-                gaps, ng, gc = _stream(r, entries, 1 << g, f"{name} index")
-                flat = dense_from_index(codes, gaps, numel)
-                info |= {"index_bytes": ng, "index_coder": gc}
-            else:
-                flat = codes.astype(np.uint8)
-            table = np.concatenate([[0.0], book.astype(np.float32)]).astype(np.float32)
-            quantized[name] = Quantized(flat.reshape(shape), table, bits)
-            t = torch.from_numpy(table[flat].reshape(shape))
-            info["nonzero"] = int(np.count_nonzero(flat))
+        elif kind in records.STREAMS or kind in records.CONTEXT:
+            q, more = records.read(r, kind, name, shape)
+            quantized[name] = q
+            t = torch.from_numpy(q.weight)
+            info |= more
         else:
             raise SqueezeNetError(f"{name}: unknown tensor kind {kind}")
         state[name] = t
@@ -270,7 +199,7 @@ def _read_bounded(path: Path) -> bytes:
         start = f.read(PREFIX)
         if len(start) == PREFIX and start[:len(MAGIC)] == MAGIC:
             start += f.read(min(struct.unpack("<I", start[-4:])[0], MAX_HEADER))
-        r = _Reader(start, len(start))
+        r = Reader(start, len(start))
         _, expected = _start(r)
         most = r.pos + 2 + sum(8 * int(np.prod(s, dtype=np.int64)) + RECORD_SLACK for _, s in expected) + 4
         if size > most:

@@ -1,0 +1,300 @@
+/* The kernels of the SqueezeNet C engine: C99, no allocation, nothing beyond <stdint.h> and <string.h>.
+ *
+ * A convolution runs one output channel at a time. Its entries are decoded from the packed streams into a list of
+ * (input offset, weight) pairs, zeros dropped; the outputs are then computed in blocks of SQZ_BLOCK neighbours
+ * along the stored rows: for every entry, the block adds weight * a contiguous run of input bytes (a loop of
+ * 16-bit products and 32-bit sums that compilers vectorize; on x86 with VNNI, four entries per instruction).
+ * Outputs in the stored rows' border columns are computed and dropped. The block sums are requantized and
+ * stored, max-pooled, or summed into the scores. Integer arithmetic only: every path gives the same bits, and the
+ * exporter's Python reference computes them too. */
+#include <string.h>
+
+#include "kernels.h"
+
+#define SQZ_BLOCK 32 /* outputs a block computes: the VNNI path's four 8-lane sums */
+
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__) /* x86 with VNNI (-march=native on this machine) */
+#define SQZ_VNNI
+#include <immintrin.h>
+#endif
+
+typedef struct {
+    const uint8_t *data;
+    uint32_t bit;
+} bit_reader;
+
+/* The next `width` (1..8) bits: two bytes always hold them, the streams end with a spare byte. */
+static uint32_t take(bit_reader *r, uint32_t width)
+{
+    const uint8_t *p = r->data + (r->bit >> 3);
+    const uint32_t v = ((uint32_t)p[0] | ((uint32_t)p[1] << 8)) >> (r->bit & 7u);
+    r->bit += width;
+    return v & ((1u << width) - 1u);
+}
+
+typedef struct { /* where the streams are: entry e sits at position pos = channel * taps + tap of the weights */
+    bit_reader codes, gaps;
+    uint32_t e, code, channel, tap;
+} decoder;
+
+static void advance(const sqz_conv_layer *L, decoder *d, uint32_t taps)
+{
+    d->tap += L->gap_bits ? take(&d->gaps, L->gap_bits) : 0;
+    if (taps == 1) {
+        d->channel += d->tap;
+        d->tap = 0;
+    }
+    while (d->tap >= taps) { /* gaps are short: cheaper than a division */
+        d->tap -= taps;
+        d->channel++;
+    }
+    d->code = take(&d->codes, L->bits);
+}
+
+/* The entries of output channel `o` as input offsets and weights, zeros left out; the list is padded to a
+ * multiple of 4 with zero weights at offset 0 (in bounds), so that it can be taken four entries at a time. */
+static int entries_of(const sqz_conv_layer *L, decoder *d, uint32_t o, const int32_t *tap_offset,
+                      int32_t channel_stride, int32_t *offset, int8_t *weight)
+{
+    const uint32_t taps = (uint32_t)L->kernel * L->kernel, end = (o + 1) * L->in_c;
+    int n = 0;
+    while (d->e < L->entries && d->channel < end) {
+        if (d->code) {
+            offset[n] = (int32_t)(d->channel - o * L->in_c) * channel_stride + tap_offset[d->tap];
+            weight[n++] = L->codebook[d->code];
+        }
+        if (++d->e < L->entries) {
+            d->tap++;
+            advance(L, d, taps);
+        }
+    }
+    for (; n % 4; n++) {
+        offset[n] = 0;
+        weight[n] = 0;
+    }
+    return n;
+}
+
+#ifdef SQZ_VNNI
+/* acc[0..32) = sum over the entries of weight * in[offset + i], with VNNI: the bytes of four entries are
+ * interleaved (a 4 x 32 transpose, within 128-bit lanes) and one instruction adds four exact u8 x s8 products
+ * per lane; the lanes' pixel order is restored once, at the end. */
+static void block(const uint8_t *in, const int32_t *offset, const int8_t *weight, int n, int32_t *acc)
+{
+    __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
+    int j;
+    for (j = 0; j < n; j += 4) {
+        const __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)(in + offset[j]));
+        const __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(in + offset[j + 1]));
+        const __m256i c = _mm256_loadu_si256((const __m256i *)(const void *)(in + offset[j + 2]));
+        const __m256i e = _mm256_loadu_si256((const __m256i *)(const void *)(in + offset[j + 3]));
+        const __m256i ab0 = _mm256_unpacklo_epi8(a, b), ab1 = _mm256_unpackhi_epi8(a, b);
+        const __m256i ce0 = _mm256_unpacklo_epi8(c, e), ce1 = _mm256_unpackhi_epi8(c, e);
+        int32_t w4;
+        __m256i w;
+        memcpy(&w4, weight + j, 4);
+        w = _mm256_set1_epi32(w4);
+        s0 = _mm256_dpbusd_epi32(s0, _mm256_unpacklo_epi16(ab0, ce0), w); /* pixels 0-3 | 16-19 */
+        s1 = _mm256_dpbusd_epi32(s1, _mm256_unpackhi_epi16(ab0, ce0), w); /* 4-7 | 20-23 */
+        s2 = _mm256_dpbusd_epi32(s2, _mm256_unpacklo_epi16(ab1, ce1), w); /* 8-11 | 24-27 */
+        s3 = _mm256_dpbusd_epi32(s3, _mm256_unpackhi_epi16(ab1, ce1), w); /* 12-15 | 28-31 */
+    }
+    _mm256_storeu_si256((__m256i *)(void *)acc, _mm256_permute2x128_si256(s0, s1, 0x20));
+    _mm256_storeu_si256((__m256i *)(void *)(acc + 8), _mm256_permute2x128_si256(s2, s3, 0x20));
+    _mm256_storeu_si256((__m256i *)(void *)(acc + 16), _mm256_permute2x128_si256(s0, s1, 0x31));
+    _mm256_storeu_si256((__m256i *)(void *)(acc + 24), _mm256_permute2x128_si256(s2, s3, 0x31));
+}
+#else
+/* acc[0..SQZ_BLOCK) = sum over the entries of weight * in[offset + i]; |weight * x| <= 128 * 255 is exact in
+ * 16 bits (a loop compilers vectorize). */
+static void block(const uint8_t *in, const int32_t *offset, const int8_t *weight, int n, int32_t *acc)
+{
+    int32_t sum[SQZ_BLOCK];
+    int j, i;
+    memset(sum, 0, sizeof sum);
+    for (j = 0; j < n; j++) {
+        const uint8_t *src = in + offset[j];
+        const int16_t w = weight[j];
+        for (i = 0; i < SQZ_BLOCK; i++)
+            sum[i] += (int16_t)(w * src[i]);
+    }
+    memcpy(acc, sum, sizeof sum);
+}
+#endif
+
+static void accumulate(const uint8_t *in, const int32_t *offset, const int8_t *weight, int n, int32_t *acc,
+                       int count)
+{
+    int q, j;
+    for (q = 0; q + SQZ_BLOCK <= count; q += SQZ_BLOCK)
+        block(in + q, offset, weight, n, acc + q);
+    if (q == count)
+        return;
+    if (count >= SQZ_BLOCK) { /* the last block overlaps the one before: same sums, written again */
+        block(in + count - SQZ_BLOCK, offset, weight, n, acc + count - SQZ_BLOCK);
+        return;
+    }
+    for (; q < count; q++) {
+        int32_t sum = 0;
+        for (j = 0; j < n; j++)
+            sum += weight[j] * in[offset[j] + q];
+        acc[q] = sum;
+    }
+}
+
+/* round((acc + bias) * mult / 2^shift + zero point), clamped: floor division, defined for negative values. */
+static int32_t requantize(const sqz_conv_layer *L, int32_t acc, int32_t bias, int32_t mult)
+{
+    const int64_t t = (int64_t)(acc + bias) * mult + L->rounding;
+    const int64_t y = t >= 0 ? t >> L->shift : -((-t - 1) >> L->shift) - 1;
+    return (int32_t)(y < L->lo ? L->lo : y > L->hi ? L->hi : y);
+}
+
+/* 3x3/2 max pool of one plane, in place allowed (out == in): each output row first takes the column maxima of
+ * its three input rows into the first of them (no longer needed: the row above consumed it), then the maxima of
+ * three neighbours; neither ever overwrites input still to be read. */
+static void column_max(uint8_t *restrict top, const uint8_t *restrict row, int w)
+{
+    int x;
+    for (x = 0; x < w; x++)
+        top[x] = row[x] > top[x] ? row[x] : top[x];
+}
+
+static void pool_plane(uint8_t *in, int h, int w, uint8_t *out, int out_h, int out_w)
+{
+    int oy, ox, x, y;
+    for (oy = 0; oy < out_h; oy++) {
+        uint8_t *top = in + 2 * oy * w;
+        const int y1 = 2 * oy + 3 < h ? 2 * oy + 3 : h;
+        for (y = 2 * oy + 1; y < y1; y++)
+            column_max(top, in + y * w, w);
+        for (ox = 0; ox < out_w; ox++) {
+            const int x0 = 2 * ox, x1 = 2 * ox + 3 < w ? 2 * ox + 3 : w;
+            uint8_t m = top[x0];
+            for (x = x0 + 1; x < x1; x++)
+                m = top[x] > m ? top[x] : m;
+            out[oy * out_w + ox] = m;
+        }
+    }
+}
+
+/* round((acc + bias) * mult / 2^shift + zero point), clamped to [lo, hi] with lo >= 0: a negative t clamps to lo. */
+static void requantize_row(const sqz_conv_layer *L, const int32_t *acc, int n, int32_t bias, int32_t mult,
+                           uint8_t *dst)
+{
+    const int64_t rounding = L->rounding;
+    const int shift = L->shift;
+    const int32_t lo = L->lo, hi = L->hi;
+    int x;
+    for (x = 0; x < n; x++) {
+        const int64_t t = (int64_t)(acc[x] + bias) * mult + rounding;
+        const int64_t y = t < 0 ? 0 : (int64_t)((uint64_t)t >> shift);
+        dst[x] = (uint8_t)(y < lo ? lo : y > hi ? hi : y);
+    }
+}
+
+/* Requantize output channel o's sums (rows of in_cols, out_w of them kept) into the destination. */
+static void finish(const sqz_conv_layer *L, int o, const int32_t *acc, uint8_t *out, uint8_t *plane,
+                   int32_t *scores)
+{
+    const int32_t bias = L->bias[o], mult = L->mult[L->mult_per_channel ? o : 0];
+    const int b = L->out_border, cols = L->out_w + 2 * b;
+    int y, x;
+    if (L->epilogue == SQZ_SUM) {
+        int32_t sum = 0;
+        for (y = 0; y < L->out_h; y++)
+            for (x = 0; x < L->out_w; x++)
+                sum += requantize(L, acc[y * L->in_cols + x], bias, mult) - L->out_zero;
+        scores[o] = sum;
+        return;
+    }
+    if (L->epilogue == SQZ_STORE) {
+        uint8_t *dst = out + (uint32_t)(L->channel + o) * (uint32_t)((L->out_h + 2 * b) * cols);
+        if (b)
+            memset(dst, L->out_zero, (size_t)(L->out_h + 2 * b) * cols);
+        for (y = 0; y < L->out_h; y++)
+            requantize_row(L, acc + y * L->in_cols, L->out_w, bias, mult, dst + (y + b) * cols + b);
+        return;
+    }
+    for (y = 0; y < L->out_h; y++)
+        requantize_row(L, acc + y * L->in_cols, L->out_w, bias, mult, plane + y * L->out_w);
+    pool_plane(plane, L->out_h, L->out_w, out + (uint32_t)(L->channel + o) * L->pool_h * L->pool_w, L->pool_h,
+               L->pool_w);
+}
+
+void sqz_conv(const sqz_conv_layer *L, const uint8_t *in, uint8_t *out, int32_t *scratch, int32_t *scores)
+{
+    const int s = L->phases, k = L->kernel, count = (L->out_h - 1) * L->in_cols + L->out_w;
+    const int32_t plane = (int32_t)L->in_rows * L->in_cols, channel_stride = s * s * plane;
+    const int room = (L->in_c * k * k + 3) / 4 * 4; /* the most entries of an output channel, padded */
+    int32_t *acc = scratch, *offset = acc + count, tap_offset[SQZ_MAX_TAPS];
+    int8_t *weight = (int8_t *)(void *)(offset + room);
+    uint8_t *pooled = (uint8_t *)(void *)(offset + room + room / 4);
+    decoder d;
+    int ky, kx, o;
+    for (ky = 0; ky < k; ky++) /* tap (ky, kx) reads phase (ky % s, kx % s), shifted by (ky / s, kx / s) */
+        for (kx = 0; kx < k; kx++)
+            tap_offset[ky * k + kx] = ((ky % s) * s + kx % s) * plane + (L->origin + ky / s) * L->in_cols
+                                      + L->origin + kx / s;
+    d.codes.data = L->codes;
+    d.codes.bit = 0;
+    d.gaps.data = L->gaps;
+    d.gaps.bit = 0;
+    d.e = d.channel = d.tap = 0;
+    if (L->entries) /* the first entry's gap counts from position 0 */
+        advance(L, &d, (uint32_t)k * k);
+    for (o = 0; o < L->out_c; o++) {
+        const int n = entries_of(L, &d, (uint32_t)o, tap_offset, channel_stride, offset, weight);
+        accumulate(in, offset, weight, n, acc, count);
+        finish(L, o, acc, out, pooled, scores);
+    }
+}
+
+void sqz_input(const sqz_input_layer *L, const uint8_t *rgb, uint8_t *out)
+{
+    const int s = L->phases, b = L->border;
+    int c, py, px, i, j;
+    for (c = 0; c < 3; c++)
+        for (py = 0; py < s; py++)
+            for (px = 0; px < s; px++)
+                for (i = 0; i < L->rows; i++) {
+                    const int y = i * s + py - b;
+                    for (j = 0; j < L->cols; j++) {
+                        const int x = j * s + px - b;
+                        const int inside = y >= 0 && y < L->height && x >= 0 && x < L->width;
+                        *out++ = inside ? L->lut[c][rgb[(y * L->width + x) * 3 + L->source[c]]] : L->zero[c];
+                    }
+                }
+}
+
+void sqz_maxpool(uint8_t *in, uint8_t *out, int channels, int h, int w, int out_h, int out_w)
+{
+    int c;
+    for (c = 0; c < channels; c++) /* in place: a plane's output never passes the input still to be read */
+        pool_plane(in + (uint32_t)c * h * w, h, w, out + (uint32_t)c * out_h * out_w, out_h, out_w);
+}
+
+void sqz_add(const sqz_add_layer *L, uint8_t *io, const uint8_t *other)
+{
+    uint32_t i;
+    int c;
+    for (c = 0; c < L->channels; c++) {
+        const int64_t ma = L->mult_a[c], mb = L->mult_b[c], off = L->offset[c];
+        uint8_t *a = io + (uint32_t)c * L->pixels;
+        const uint8_t *b = other + (uint32_t)c * L->pixels;
+        for (i = 0; i < L->pixels; i++) {
+            const int64_t t = (a[i] - L->zero_a) * ma + (b[i] - L->zero_b) * mb + off;
+            const int64_t y = t >= 0 ? t >> L->shift : -1;
+            a[i] = (uint8_t)(y > 255 ? 255 : y < 0 ? 0 : y);
+        }
+    }
+}
+
+int sqz_argmax(const int32_t *values, int n)
+{
+    int i, best = 0;
+    for (i = 1; i < n; i++)
+        if (values[i] > values[best])
+            best = i;
+    return best;
+}

@@ -1,0 +1,163 @@
+"""The static memory plan: every tensor's lifetime, one arena, an offset per tensor, decided at export time.
+
+A tensor lives from the op that first writes it to the last op that reads it, so a Fire's input dies once its
+squeeze is computed. In-place ops (max pool, bypass add) give their output their input's offset; a Fire's two
+expand convolutions write the halves of one tensor; each convolution has a scratch block for the length of the op
+(`graph.scratch_words`: its accumulators, one output channel's decoded entries, a fused max pool's plane); a tensor
+a padded convolution reads is stored with its border. Offsets are found greedily by size (largest
+block first, at the lowest offset free for its whole lifetime: TensorFlow Lite's "greedy by size"); the lower bound
+is the most bytes live at any one op. `best_plan` fuses each max pool into its producers where that lowers the
+arena. `tflm_plan` plans the same network as a dense int8 runtime like TensorFlow Lite Micro would: every
+op's output a tensor of its own (concat copies, pools out of place), no fusion, kernel scratch not counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from itertools import combinations
+
+from squeezenet.deploy.cengine.graph import INPUT, SCORES, Conv, Graph, Shape, fusable, fuse, in_place, reads
+
+ALIGN = 16
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    reads: tuple[str, ...]
+    writes: tuple[str, ...]
+    scratch: int = 0  # bytes, live during this step only
+
+
+@dataclass
+class Plan:
+    graph: Graph
+    offsets: dict[str, int]  # tensor, or "<op>/scratch", -> offset in the arena
+    arena: int
+    lower_bound: int
+    rows: list[dict]  # per op: name, output, in use (bytes live), peak so far
+    fused: tuple[str, ...] = ()
+
+
+def scratch_words(op: Conv, src: Shape) -> int:
+    """The int32 words of `sqz_conv`'s scratch: the accumulators (one per stored input column of each output row),
+    the offsets and the 8-bit weights of one output channel's entries (padded to a multiple of 4), then a fused max
+    pool's plane."""
+    room = -(-src.c * op.conv.kernel_size[0] ** 2 // 4) * 4
+    count = (op.out.h - 1) * src.cols + op.out.w
+    return count + room + room // 4 + (-(-op.out.plane // 4) if op.epilogue == "max" else 0)
+
+
+def _steps(graph: Graph) -> tuple[list[Step], list[tuple[str, str]]]:
+    steps = [Step(op.name, tuple(t for t in reads(op) if t != SCORES), (op.dst,) if op.dst != SCORES else (),
+                  4 * scratch_words(op, graph.shapes[op.src]) if isinstance(op, Conv) else 0) for op in graph.ops]
+    return steps, [(op.dst, op.src) for op in graph.ops if in_place(op)]
+
+
+def _tflm_steps(graph: Graph) -> tuple[list[Step], list[tuple[str, str]]]:
+    """Each expand writes a tensor of its own and a concat step copies both into the fire's output."""
+    steps: list[Step] = []
+    for op in graph.ops:
+        halves = graph.writers(op.dst) if op.dst != SCORES else []
+        if len(halves) > 1:
+            steps.append(Step(op.name, tuple(reads(op)), (f"{op.name}:out",)))
+            if op is halves[-1]:
+                steps.append(Step(f"{op.dst}/concat", tuple(f"{w.name}:out" for w in halves), (op.dst,)))
+        else:
+            steps.append(Step(op.name, tuple(t for t in reads(op) if t != SCORES),
+                              (op.dst,) if op.dst != SCORES else ()))
+    return steps, []
+
+
+def _size(graph: Graph, tensor: str, dense: bool) -> int:
+    """Bytes stored; `dense`: as a runtime that pads on the fly stores it (no border, no phases)."""
+    if tensor in graph.shapes:
+        return replace(graph.shapes[tensor], border=0, phases=1).size if dense else graph.shapes[tensor].size
+    op = next(o for o in graph.ops if f"{o.name}:out" == tensor)  # one expand's half, in the dense plan
+    return op.out.size
+
+
+def _blocks(graph: Graph, steps: list[Step], aliases: list[tuple[str, str]],
+            dense: bool) -> list[list[tuple[str, int, int, int]]]:
+    """Groups of (name, bytes, first step, last step) that share one offset: a tensor with its in-place outputs."""
+    span: dict[str, list[int]] = {}
+    for i, s in enumerate(steps):
+        for t in s.writes + s.reads:
+            span.setdefault(t, [i, i])[1] = i
+    root = {t: t for t in span}
+    for dst, src in aliases:
+        root[dst] = root[src]
+    for t in root:
+        while root[root[t]] != root[t]:
+            root[t] = root[root[t]]
+    groups: dict[str, list] = {}
+    for t, (a, b) in span.items():
+        groups.setdefault(root[t], []).append((t, _size(graph, t, dense), a, b))
+    groups |= {f"{s.name}/scratch": [(f"{s.name}/scratch", s.scratch, i, i)] for i, s in enumerate(steps) if s.scratch}
+    return list(groups.values())
+
+
+def _place(groups: list[list[tuple[str, int, int, int]]]) -> dict[str, int]:
+    placed: list[tuple[int, int, int, int]] = []  # offset, bytes, first, last
+    offsets: dict[str, int] = {}
+    for group in sorted(groups, key=lambda g: -max(b[1] for b in g)):
+        near = [p for p in placed if any(p[2] <= b[3] and b[2] <= p[3] for b in group)]
+        for start in sorted({0, *(-(-(p[0] + p[1]) // ALIGN) * ALIGN for p in near)}):
+            if all(start + b[1] <= p[0] or p[0] + p[1] <= start for b in group for p in near
+                   if p[2] <= b[3] and b[2] <= p[3]):
+                break
+        for name, size, a, b in group:
+            offsets[name] = start
+            placed.append((start, size, a, b))
+    return offsets
+
+
+def _plan(graph: Graph, steps: list[Step], aliases: list[tuple[str, str]], dense: bool = False) -> Plan:
+    groups = _blocks(graph, steps, aliases, dense)
+    offsets = _place(groups)
+    rows, peak = [], 0
+    for i, s in enumerate(steps):
+        live = sum(max((b[1] for b in g if b[2] <= i <= b[3]), default=0) for g in groups)
+        peak = max(peak, live)
+        out = s.writes[0] if s.writes else SCORES
+        rows.append({"name": s.name, "output": str(graph.shapes[out]) if out in graph.shapes else "",
+                     "in_use": live, "peak": peak})
+    arena = max((offsets[b[0]] + b[1] for g in groups for b in g), default=0)
+    return Plan(graph, offsets, -(-arena // ALIGN) * ALIGN, peak, rows)
+
+
+def plan(graph: Graph) -> Plan:
+    return _plan(graph, *_steps(graph))
+
+
+def tflm_plan(graph: Graph) -> Plan:
+    return _plan(graph, *_tflm_steps(graph), dense=True)
+
+
+def best_plan(graph: Graph) -> Plan:
+    """The plan of the smallest arena over every choice of max pools to fuse (the fewest fusions on a tie)."""
+    pools = fusable(graph)
+    best = None
+    for n in range(len(pools) + 1):
+        for chosen in combinations(pools, n):
+            p = plan(fuse(graph, set(chosen)))
+            p.fused = chosen
+            if best is None or p.arena < best.arena:
+                best = p
+    return best
+
+
+def format_plan(p: Plan, dense: Plan | None = None) -> str:
+    """Per op the bytes in use and the peak so far, then the arena (for `squeezenet summary --memory`)."""
+    head = f"{'op':<22}{'output':>14}{'in use':>12}{'peak':>12}"
+    lines = [head, "-" * len(head)]
+    lines += [f"{r['name']:<22}{r['output']:>14}{r['in_use']:>12,}{r['peak']:>12,}" for r in p.rows]
+    g = p.graph
+    lines += ["-" * len(head),
+              f"arena {p.arena:,} bytes at {g.image_size}x{g.image_size} (lower bound: {p.lower_bound:,} live at "
+              f"once); input {g.shapes[INPUT]} converted in the arena; fused max pools: "
+              f"{', '.join(p.fused) or 'none'}"]
+    if dense is not None:
+        lines.append(f"a dense int8 runtime (TensorFlow Lite Micro style: concat copies, pools out of place, no "
+                     f"fusion, scratch not counted): arena {dense.arena:,} bytes")
+    return "\n".join(lines)

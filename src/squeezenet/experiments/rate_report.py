@@ -1,0 +1,39 @@
+"""The report's rate-accuracy section: our `.sqz` files against MPEG NNC's reference encoder (NNCodec), from
+`benchmarks/rate_accuracy.py`'s JSON (results/compress/rate_accuracy.json) and its figure."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+
+def _row(name: str, size: int, acc: dict, sets: list[str], extra: str = "") -> list[str]:
+    return [name, f"{size:,}"] + [f"{100 * acc[s]:.2f}%" if s in acc else "" for s in sets] + [extra]
+
+
+def section_rate_accuracy(out: Path, results: Path) -> str:
+    path = results / "compress" / "rate_accuracy.json"
+    if not path.is_file():
+        return ""
+    r = json.loads(path.read_text())
+    sets = list(r["reference"]["accuracy"])
+    top1 = {k: {s: a["top1"] for s, a in v["accuracy"].items()} for k, v in (("reference", r["reference"]),
+                                                                              ("lossless", r["lossless"]))}
+    rows = [_row(r["reference"]["name"], r["reference"]["bytes"], top1["reference"], sets),
+            _row("ours, lossless re-encoding", r["lossless"]["bytes"], top1["lossless"], sets,
+                 f"{r['lossless']['decode_ms']:.0f} ms")]
+    rows += [_row(f"ours, {p['name']}", p["bytes"], {s: a["top1"] for s, a in p["accuracy"].items()}, sets,
+                  f"{p['decode_ms']:.0f} ms") for p in r["ours"]]
+    rows += [_row(f"NNCodec QP {p['qp']} ({r['nncodec_source']})", p["bytes"], p["top1"], sets) for p in r["nncodec"]]
+    head = ["file", "bytes"] + [f"top-1 {s}" for s in sets] + ["decode"]
+    table = "\n".join("| " + " | ".join(x) + " |" for x in [head, ["---"] * len(head), *rows])
+    png = path.with_suffix(".png")
+    figure = ""
+    if png.is_file():
+        shutil.copyfile(png, out / "rate_accuracy.png")
+        figure = "\n\n![rate-accuracy](rate_accuracy.png)"
+    recipe = ", ".join(f"{k} {v}" for k, v in r["recipe"].items())
+    return ("## Rate against accuracy: ours and MPEG NNC's reference encoder\n\n"
+            f"The authors' ImageNet v1.0 through one recipe ({recipe}), `{r['knob']}` varied; NNCodec's points "
+            f"are {r['nncodec_source']} (`benchmarks/rate_accuracy.py`).\n\n" + table + figure + "\n")
