@@ -72,7 +72,7 @@ def test_the_float_graph_is_the_pytorch_module(config, tiny):
 def test_memory_plan_of_v1_1_at_128():
     graph = lower(squeezenet.load("imagenette").build(), 128)
     plan = best_plan(graph)
-    assert plan.fused == ("maxpool1",)  # conv1's 64x63x63 output would be 254 KB on its own
+    assert "maxpool1" in plan.fused  # conv1's 64x63x63 output would be 254 KB on its own
     assert plan.lower_bound <= plan.arena <= plan.lower_bound + 64 and plan.arena < 160_000
     rows = {r["name"]: r for r in plan.rows}
     # a Fire's input is dead once its squeeze is computed: fire2's expands hold the squeeze and their output only

@@ -71,8 +71,6 @@ def _conv_layer(engine: Engine, op: Conv) -> str:
     arrays = [_array("uint8_t", f"{n}_codes", np.frombuffer(p.stream.codes, np.uint8)),
               _array("int8_t", f"{n}_codebook", p.codebook), _array("int32_t", f"{n}_bias", p.c_bias),
               _array("int32_t", f"{n}_mult", p.mult)]
-    if p.stream.gap_bits:
-        arrays.insert(1, _array("uint8_t", f"{n}_gaps", np.frombuffer(p.stream.gaps, np.uint8)))
     fields = {"in_c": s.c, "in_rows": s.rows, "in_cols": s.cols, "out_c": op.out.c, "out_h": op.out.h,
               "out_w": op.out.w, "pool_h": dst.h, "pool_w": dst.w, "channel": op.channel,
               "kernel": op.conv.kernel_size[0], "phases": s.phases, "origin": s.border - op.conv.padding[0],
@@ -80,7 +78,7 @@ def _conv_layer(engine: Engine, op: Conv) -> str:
               "gap_bits": p.stream.gap_bits, "shift": p.shift,
               "mult_per_channel": int(len(p.mult) > 1), "lo": p.lo, "hi": p.hi, "out_zero": p.out_zero,
               "entries": p.stream.entries, "rounding": _int64(p.rounding), "codes": f"{n}_codes",
-              "gaps": f"{n}_gaps" if p.stream.gap_bits else "0", "codebook": f"{n}_codebook", "bias": f"{n}_bias",
+              "codebook": f"{n}_codebook", "bias": f"{n}_bias",
               "mult": f"{n}_mult"}
     if max(s.c, s.rows, s.cols, op.channel + op.out.c) >= 1 << 16:
         raise SqueezeNetError(f"{op.name}: dimensions of 65,536 or more do not fit the engine")

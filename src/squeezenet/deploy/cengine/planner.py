@@ -6,8 +6,8 @@ expand convolutions write the halves of one tensor; each convolution has a scrat
 (`graph.scratch_words`: its accumulators, one output channel's decoded entries, a fused max pool's plane); a tensor
 a padded convolution reads is stored with its border. Offsets are found greedily by size (largest
 block first, at the lowest offset free for its whole lifetime: TensorFlow Lite's "greedy by size"); the lower bound
-is the most bytes live at any one op. `best_plan` fuses each max pool into its producers where that lowers the
-arena. `tflm_plan` plans the same network as a dense int8 runtime like TensorFlow Lite Micro would: every
+is the most bytes live at any one op. `best_plan` fuses each max pool into its producers where that does not
+raise the arena (conv1's, for v1.1 at 128 px, lowers it from 319 KB to 142 KB). `tflm_plan` plans the same network as a dense int8 runtime like TensorFlow Lite Micro would: every
 op's output a tensor of its own (concat copies, pools out of place), no fusion, kernel scratch not counted.
 """
 
@@ -41,11 +41,12 @@ class Plan:
 
 def scratch_words(op: Conv, src: Shape) -> int:
     """The int32 words of `sqz_conv`'s scratch: the accumulators (one per stored input column of each output row),
-    the offsets and the 8-bit weights of one output channel's entries (padded to a multiple of 4), then a fused max
-    pool's plane."""
-    room = -(-src.c * op.conv.kernel_size[0] ** 2 // 4) * 4
+    each weight position's input offset, the offsets and the 8-bit weights of one output channel's entries (padded
+    to a multiple of 4), then a fused max pool's plane."""
+    taps = src.c * op.conv.kernel_size[0] ** 2
+    room = -(-taps // 4) * 4
     count = (op.out.h - 1) * src.cols + op.out.w
-    return count + room + room // 4 + (-(-op.out.plane // 4) if op.epilogue == "max" else 0)
+    return count + taps + room + room // 4 + (-(-op.out.plane // 4) if op.epilogue == "max" else 0)
 
 
 def _steps(graph: Graph) -> tuple[list[Step], list[tuple[str, str]]]:
@@ -135,14 +136,15 @@ def tflm_plan(graph: Graph) -> Plan:
 
 
 def best_plan(graph: Graph) -> Plan:
-    """The plan of the smallest arena over every choice of max pools to fuse (the fewest fusions on a tie)."""
+    """The plan of the smallest arena over every choice of max pools to fuse; on a tie the most fusions (a fused
+    pool saves a pass over its input)."""
     pools = fusable(graph)
     best = None
     for n in range(len(pools) + 1):
         for chosen in combinations(pools, n):
             p = plan(fuse(graph, set(chosen)))
             p.fused = chosen
-            if best is None or p.arena < best.arena:
+            if best is None or p.arena <= best.arena:
                 best = p
     return best
 

@@ -1,16 +1,18 @@
 """Everything the C engine computes with, fixed at export time: integer weights, streams, scales, multipliers.
 
 Weights: each layer's shared values (its codebook, code 0 = 0.0) become int8 with one scale, so a weight stays
-a code into 2^bits bytes. The `.sqz` file's entropy-coded streams (Huffman or rANS) are turned into fixed-width
-ones: per entry a code of the layer's bits and, where it is shorter, a relative index of `gap_bits` (the zeros
+a code into 2^bits bytes. The `.sqz` file's entropy-coded streams (Huffman or rANS) are turned into one fixed-width
+stream: per entry a code of the layer's bits and, where it is shorter, a relative index of `gap_bits` (the zeros
 skipped before it, with filler entries bridging longer runs, as Deep Compression stores them). Fixed width because
-the kernels decode the stream once per image inside the convolution loop: two byte loads and a shift an entry,
-no decoding tables in RAM, and the width is chosen per layer for the fewest bytes. Float weights without
+the kernels decode the stream once per image inside the convolution loop: three byte loads and a shift an entry,
+no decoding tables in RAM, and the index width is chosen per layer for the fewest bytes. Float weights without
 codebooks (a `.safetensors`) are clustered to 8 bits here (`compression.quantize`).
 
 Activations: 8-bit per tensor, `real = scale * (q - zero_point)` (uint8 storage, as ONNX Runtime's u8 activations),
-from min/max ranges calibrated on training images; ReLU outputs get zero point 0. The input's range is exact (the
-normalisation of 0..255) and a 256-entry table per channel does the normalisation and quantization in one load.
+from ranges calibrated on training images (`reference.calibrate`: each tensor's 99.999th percentile, not its few
+largest outliers); ReLU outputs get zero point 0. The input's range is exact (the normalisation of 0..255, a zero
+point per channel, so Caffe's mean subtraction loses nothing) and a 256-entry table per channel does the
+normalisation and quantization in one load.
 Each convolution accumulates `w_q * (x_q - zp)` in int32 and requantizes `((acc + bias) * mult) >> shift` in int64
 with rounding, BatchNorm folded into a per-channel multiplier. conv10's outputs are summed, never stored, so they
 keep 16 bits before the average; its sums are the scores.
@@ -64,30 +66,28 @@ def input_quantization(pre: Preprocessing) -> tuple[Act, np.ndarray, tuple[int, 
 
 @dataclass
 class Stream:
-    """A layer's codes (and relative index) at fixed width; each packed stream ends with one spare byte."""
+    """A layer's entries at fixed width, `code | gap << bits` each, packed LSB first with two spare bytes."""
 
     bits: int
-    gap_bits: int  # 0: a code for every weight, no index
+    gap_bits: int  # 0: an entry for every weight, no index
     entries: int
     codes: bytes
-    gaps: bytes
 
     @property
     def nbytes(self) -> int:
-        return len(self.codes) + len(self.gaps)
+        return len(self.codes)
 
 
 def fixed_width(q: Quantized) -> Stream:
-    """The narrowest fixed-width form: dense codes, or codes and gaps at the index width with the fewest bytes."""
+    """The narrowest fixed-width form: dense codes, or codes with gaps of the index width giving the fewest bytes."""
     flat = np.ascontiguousarray(q.codes).reshape(-1)
-    best = (-(-flat.size * q.bits // 8), 0)
+    best = (flat.size * q.bits, 0)
     for g in GAP_WIDTHS:
-        n = len(sparse_index(flat, g)[0])
-        best = min(best, (-(-n * q.bits // 8) - (-n * g // 8), g))
+        best = min(best, (len(sparse_index(flat, g)[0]) * (q.bits + g), g))
     g = best[1]
-    codes, gaps = sparse_index(flat, g) if g else (flat, np.zeros(0, np.int64))
-    return Stream(q.bits, g, len(codes), pack_bits(codes, q.bits) + b"\0",
-                  pack_bits(gaps, g) + b"\0" if g else b"")
+    codes, gaps = sparse_index(flat, g) if g else (flat, np.zeros_like(flat))
+    entries = codes.astype(np.uint32) | gaps.astype(np.uint32) << q.bits
+    return Stream(q.bits, g, len(codes), pack_bits(entries, q.bits + g) + b"\0\0")
 
 
 @dataclass

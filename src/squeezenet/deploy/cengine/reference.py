@@ -6,13 +6,13 @@ Integer convolutions run as float64 convolutions of integers, which are exact: e
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from squeezenet.deploy.cengine.graph import INPUT, Add, Conv, Graph, MaxPool, fold, fold_norm
+from squeezenet.deploy.cengine.graph import INPUT, SCORES, Add, Conv, Graph, MaxPool, fold, fold_norm
 from squeezenet.deploy.cengine.quantize import ConvQ, Engine
 
 
@@ -28,22 +28,47 @@ def _write(t: dict[str, torch.Tensor], graph: Graph, op: Conv, y: torch.Tensor) 
     t[op.dst][:, op.channel:op.channel + y.shape[1]] = y
 
 
-def _record(ranges: dict[str, tuple[float, float]] | None, name: str, y: torch.Tensor) -> None:
-    if ranges is not None:
-        lo, hi = ranges.get(name, (np.inf, -np.inf))
-        ranges[name] = (min(lo, float(y.min())), max(hi, float(y.max())))
+CALIBRATION_PERCENTILE = 99.999  # of each tensor's values; MinMax's few outliers cost resolution (README, C engine)
 
 
-def run_float(graph: Graph, x: torch.Tensor, ranges: dict[str, tuple[float, float]] | None = None) -> torch.Tensor:
-    """Logits of normalised NCHW images; `ranges` collects every tensor's (min, max), conv10's map as SCORES."""
+class _Ranges:
+    """Each tensor's `percentile` range over the calibration images, from its largest and smallest values, as many
+    kept as four times the first batch's share would need (a Fire's output comes in two halves). conv10's map keeps
+    its extremes (its 16 bits have room)."""
+
+    def __init__(self, batches: int, percentile: float) -> None:
+        self.batches, self.share = batches, (100 - percentile) / 100
+        self.kept: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.seen: dict[str, int] = {}
+
+    def __call__(self, name: str, y: torch.Tensor) -> None:
+        flat = y.flatten()
+        keep = 1 if name == SCORES else int(4 * flat.numel() * self.batches * self.share) + 1
+        hi, lo = self.kept.get(name, (flat[:0], flat[:0]))
+        hi, lo = torch.cat([hi, flat]), torch.cat([lo, -flat])
+        self.kept[name] = (hi.topk(min(keep, len(hi))).values, lo.topk(min(keep, len(lo))).values)
+        self.seen[name] = self.seen.get(name, 0) + flat.numel()
+
+    def ranges(self) -> dict[str, tuple[float, float]]:
+        out = {}
+        for name, (hi, lo) in self.kept.items():
+            k = 1 if name == SCORES else min(len(hi), max(1, int(self.seen[name] * self.share)))
+            out[name] = (-float(lo[k - 1]), float(hi[k - 1]))
+        return out
+
+
+def run_float(graph: Graph, x: torch.Tensor,
+              record: Callable[[str, torch.Tensor], None] | None = None) -> torch.Tensor:
+    """Logits of normalised NCHW images; `record(name, values)` sees every tensor, conv10's map as SCORES."""
     t, logits = {INPUT: x.float()}, None
+    record = record or (lambda name, y: None)
     with torch.inference_mode():
         for op in graph.ops[1:]:
             if isinstance(op, Conv):
                 k, b = (torch.from_numpy(v).float().view(1, -1, 1, 1) for v in fold(op))
                 y = F.conv2d(t[op.src], op.conv.weight, None, op.conv.stride, op.conv.padding) * k + b
                 y = y.clamp_min(0) if op.relu else y
-                _record(ranges, op.dst, y)
+                record(op.dst, y)
                 if op.epilogue == "sum":
                     logits = y.mean((2, 3))
                     continue
@@ -54,16 +79,17 @@ def run_float(graph: Graph, x: torch.Tensor, ranges: dict[str, tuple[float, floa
                 k, b = (torch.from_numpy(v).float().view(1, -1, 1, 1) for v in fold_norm(op.norm, graph.shapes[
                     op.dst].c))
                 t[op.dst] = (t[op.src] + t[op.other]) * k + b
-                _record(ranges, op.dst, t[op.dst])
+                record(op.dst, t[op.dst])
     return logits
 
 
-def calibrate(graph: Graph, batches: Iterable[np.ndarray]) -> dict[str, tuple[float, float]]:
-    """Min/max of every tensor over the calibration batches (ONNX Runtime's MinMax calibration)."""
-    ranges: dict[str, tuple[float, float]] = {}
+def calibrate(graph: Graph, batches: Sequence[np.ndarray],
+              percentile: float = CALIBRATION_PERCENTILE) -> dict[str, tuple[float, float]]:
+    """Every tensor's range over the calibration batches (`percentile` 100: ONNX Runtime's MinMax)."""
+    ranges = _Ranges(len(batches), percentile)
     for batch in batches:
         run_float(graph, torch.from_numpy(batch), ranges)
-    return ranges
+    return ranges.ranges()
 
 
 def _requantize(acc: np.ndarray, p: ConvQ) -> np.ndarray:

@@ -3,7 +3,7 @@
  * A convolution runs one output channel at a time. Its entries are decoded from the packed streams into a list of
  * (input offset, weight) pairs, zeros dropped; the outputs are then computed in blocks of SQZ_BLOCK neighbours
  * along the stored rows: for every entry, the block adds weight * a contiguous run of input bytes (a loop of
- * 16-bit products and 32-bit sums that compilers vectorize; on x86 with VNNI, four entries per instruction).
+ * 16-bit products and 32-bit sums that compilers vectorize; on x86 with AVX-512 VNNI, four entries an instruction).
  * Outputs in the stored rows' border columns are computed and dropped. The block sums are requantized and
  * stored, max-pooled, or summed into the scores. Integer arithmetic only: every path gives the same bits, and the
  * exporter's Python reference computes them too. */
@@ -13,60 +13,43 @@
 
 #define SQZ_BLOCK 32 /* outputs a block computes: the VNNI path's four 8-lane sums */
 
-#if defined(__AVX512VNNI__) && defined(__AVX512VL__) /* x86 with VNNI (-march=native on this machine) */
-#define SQZ_VNNI
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)
+#define SQZ_AVX512 /* x86 with AVX-512 and VNNI (-march=native on this machine): the same bits, wider */
 #include <immintrin.h>
 #endif
 
-typedef struct {
+typedef struct { /* the packed entries: bit position, entries taken, the last one's position (from -1) */
     const uint8_t *data;
-    uint32_t bit;
-} bit_reader;
-
-/* The next `width` (1..8) bits: two bytes always hold them, the streams end with a spare byte. */
-static uint32_t take(bit_reader *r, uint32_t width)
-{
-    const uint8_t *p = r->data + (r->bit >> 3);
-    const uint32_t v = ((uint32_t)p[0] | ((uint32_t)p[1] << 8)) >> (r->bit & 7u);
-    r->bit += width;
-    return v & ((1u << width) - 1u);
-}
-
-typedef struct { /* where the streams are: entry e sits at position pos = channel * taps + tap of the weights */
-    bit_reader codes, gaps;
-    uint32_t e, code, channel, tap;
+    uint32_t bit, e, pos;
 } decoder;
 
-static void advance(const sqz_conv_layer *L, decoder *d, uint32_t taps)
+/* The next entry's field: three bytes hold its (at most 16) bits at any bit offset; the stream ends with two
+ * spare bytes. */
+static uint32_t peek(const decoder *d)
 {
-    d->tap += L->gap_bits ? take(&d->gaps, L->gap_bits) : 0;
-    if (taps == 1) {
-        d->channel += d->tap;
-        d->tap = 0;
-    }
-    while (d->tap >= taps) { /* gaps are short: cheaper than a division */
-        d->tap -= taps;
-        d->channel++;
-    }
-    d->code = take(&d->codes, L->bits);
+    const uint8_t *p = d->data + (d->bit >> 3);
+    return ((uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16)) >> (d->bit & 7u);
 }
 
-/* The entries of output channel `o` as input offsets and weights, zeros left out; the list is padded to a
- * multiple of 4 with zero weights at offset 0 (in bounds), so that it can be taken four entries at a time. */
-static int entries_of(const sqz_conv_layer *L, decoder *d, uint32_t o, const int32_t *tap_offset,
-                      int32_t channel_stride, int32_t *offset, int8_t *weight)
+/* The entries of the output channel whose weights sit at positions [base, end), as input offsets (`position`:
+ * offset by position within the channel) and weights, zeros left out; the list is padded to a multiple of 4
+ * with zero weights at offset 0 (in bounds), so that it can be taken four entries at a time. */
+static int entries_of(const sqz_conv_layer *L, decoder *d, uint32_t base, uint32_t end, const int32_t *position,
+                      int32_t *offset, int8_t *weight)
 {
-    const uint32_t taps = (uint32_t)L->kernel * L->kernel, end = (o + 1) * L->in_c;
+    const uint32_t width = L->bits + L->gap_bits, code_mask = (1u << L->bits) - 1u;
+    const uint32_t gap_mask = (1u << L->gap_bits) - 1u;
     int n = 0;
-    while (d->e < L->entries && d->channel < end) {
-        if (d->code) {
-            offset[n] = (int32_t)(d->channel - o * L->in_c) * channel_stride + tap_offset[d->tap];
-            weight[n++] = L->codebook[d->code];
-        }
-        if (++d->e < L->entries) {
-            d->tap++;
-            advance(L, d, taps);
-        }
+    while (d->e < L->entries) {
+        const uint32_t v = peek(d), at = d->pos + ((v >> L->bits) & gap_mask) + 1u, code = v & code_mask;
+        if (at >= end) /* the next output channel's */
+            break;
+        d->pos = at;
+        d->bit += width;
+        d->e++;
+        offset[n] = position[at - base];
+        weight[n] = L->codebook[code];
+        n += code != 0;
     }
     for (; n % 4; n++) {
         offset[n] = 0;
@@ -75,7 +58,7 @@ static int entries_of(const sqz_conv_layer *L, decoder *d, uint32_t o, const int
     return n;
 }
 
-#ifdef SQZ_VNNI
+#ifdef SQZ_AVX512
 /* acc[0..32) = sum over the entries of weight * in[offset + i], with VNNI: the bytes of four entries are
  * interleaved (a 4 x 32 transpose, within 128-bit lanes) and one instruction adds four exact u8 x s8 products
  * per lane; the lanes' pixel order is restored once, at the end. */
@@ -155,8 +138,14 @@ static int32_t requantize(const sqz_conv_layer *L, int32_t acc, int32_t bias, in
  * three neighbours; neither ever overwrites input still to be read. */
 static void column_max(uint8_t *restrict top, const uint8_t *restrict row, int w)
 {
-    int x;
-    for (x = 0; x < w; x++)
+    int x = 0;
+#ifdef SQZ_AVX512
+    for (; x + 32 <= w; x += 32)
+        _mm256_storeu_si256((__m256i *)(void *)(top + x),
+                            _mm256_max_epu8(_mm256_loadu_si256((const __m256i *)(const void *)(top + x)),
+                                            _mm256_loadu_si256((const __m256i *)(const void *)(row + x))));
+#endif
+    for (; x < w; x++)
         top[x] = row[x] > top[x] ? row[x] : top[x];
 }
 
@@ -185,8 +174,19 @@ static void requantize_row(const sqz_conv_layer *L, const int32_t *acc, int n, i
     const int64_t rounding = L->rounding;
     const int shift = L->shift;
     const int32_t lo = L->lo, hi = L->hi;
-    int x;
-    for (x = 0; x < n; x++) {
+    int x = 0;
+#ifdef SQZ_AVX512 /* eight at a time in int64 lanes: an arithmetic shift is the floor the scalar loop takes */
+    const __m256i b = _mm256_set1_epi32(bias);
+    const __m512i m = _mm512_set1_epi64(mult), r = _mm512_set1_epi64(rounding), s = _mm512_set1_epi64(shift);
+    const __m512i low = _mm512_set1_epi64(lo), high = _mm512_set1_epi64(hi);
+    for (; x + 8 <= n; x += 8) {
+        const __m256i a = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(acc + x)), b);
+        const __m512i t = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_cvtepi32_epi64(a), m), r), s);
+        _mm_storel_epi64((__m128i *)(void *)(dst + x), _mm512_cvtepi64_epi8(_mm512_min_epi64(_mm512_max_epi64(t, low),
+                                                                                              high)));
+    }
+#endif
+    for (; x < n; x++) {
         const int64_t t = (int64_t)(acc[x] + bias) * mult + rounding;
         const int64_t y = t < 0 ? 0 : (int64_t)((uint64_t)t >> shift);
         dst[x] = (uint8_t)(y < lo ? lo : y > hi ? hi : y);
@@ -225,26 +225,25 @@ static void finish(const sqz_conv_layer *L, int o, const int32_t *acc, uint8_t *
 void sqz_conv(const sqz_conv_layer *L, const uint8_t *in, uint8_t *out, int32_t *scratch, int32_t *scores)
 {
     const int s = L->phases, k = L->kernel, count = (L->out_h - 1) * L->in_cols + L->out_w;
-    const int32_t plane = (int32_t)L->in_rows * L->in_cols, channel_stride = s * s * plane;
-    const int room = (L->in_c * k * k + 3) / 4 * 4; /* the most entries of an output channel, padded */
-    int32_t *acc = scratch, *offset = acc + count, tap_offset[SQZ_MAX_TAPS];
+    const int32_t plane = (int32_t)L->in_rows * L->in_cols;
+    const int taps = L->in_c * k * k, room = (taps + 3) / 4 * 4; /* room: an output channel's entries, padded */
+    int32_t *acc = scratch, *position = acc + count, *offset = position + taps;
     int8_t *weight = (int8_t *)(void *)(offset + room);
     uint8_t *pooled = (uint8_t *)(void *)(offset + room + room / 4);
     decoder d;
-    int ky, kx, o;
-    for (ky = 0; ky < k; ky++) /* tap (ky, kx) reads phase (ky % s, kx % s), shifted by (ky / s, kx / s) */
-        for (kx = 0; kx < k; kx++)
-            tap_offset[ky * k + kx] = ((ky % s) * s + kx % s) * plane + (L->origin + ky / s) * L->in_cols
-                                      + L->origin + kx / s;
-    d.codes.data = L->codes;
-    d.codes.bit = 0;
-    d.gaps.data = L->gaps;
-    d.gaps.bit = 0;
-    d.e = d.channel = d.tap = 0;
-    if (L->entries) /* the first entry's gap counts from position 0 */
-        advance(L, &d, (uint32_t)k * k);
+    int c, ky, kx, o;
+    for (c = 0; c < L->in_c; c++) /* tap (ky, kx) reads phase (ky % s, kx % s), shifted by (ky / s, kx / s) */
+        for (ky = 0; ky < k; ky++)
+            for (kx = 0; kx < k; kx++)
+                *position++ = ((c * s + ky % s) * s + kx % s) * plane + (L->origin + ky / s) * L->in_cols
+                              + L->origin + kx / s;
+    position -= taps;
+    d.data = L->codes;
+    d.bit = d.e = 0;
+    d.pos = (uint32_t)-1;
     for (o = 0; o < L->out_c; o++) {
-        const int n = entries_of(L, &d, (uint32_t)o, tap_offset, channel_stride, offset, weight);
+        const uint32_t base = (uint32_t)o * (uint32_t)taps;
+        const int n = entries_of(L, &d, base, base + (uint32_t)taps, position, offset, weight);
         accumulate(in, offset, weight, n, acc, count);
         finish(L, o, acc, out, pooled, scores);
     }

@@ -4,15 +4,13 @@
  * that a padded convolution reads is stored with a border of its zero point (the padding), written by its
  * producer; the stem's input is stored split into stride x stride phases. So every convolution reads, for each
  * weight, one contiguous run of its input per block of outputs. A convolution's weights stay as exported: per
- * layer an int8 codebook, fixed-width codes and a relative index (the zeros skipped before each entry), decoded
+ * layer an int8 codebook and fixed-width entries of a code and a relative index (the zeros skipped before it), decoded
  * while the convolution runs, one output channel at a time; a zero weight is skipped, never multiplied.
  * Nothing is allocated and nothing is checked at run time: every size, offset and bound was checked at export. */
 #ifndef SQZ_KERNELS_H
 #define SQZ_KERNELS_H
 
 #include <stdint.h>
-
-#define SQZ_MAX_TAPS 225 /* kernel x kernel: 15 x 15 at most */
 
 enum { SQZ_STORE = 0, SQZ_MAXPOOL = 1, SQZ_SUM = 2 }; /* what a convolution does with each output plane */
 
@@ -32,13 +30,13 @@ typedef struct {
     uint16_t channel;                /* the first channel of the destination written (a Fire's concat in place) */
     uint8_t kernel, phases, origin;  /* phases: the stride; origin: the input's border minus the padding */
     uint8_t out_border;              /* the destination's border (SQZ_STORE) */
-    uint8_t epilogue, bits, gap_bits, shift; /* gap_bits 0: every weight has a code */
+    uint8_t epilogue, bits, gap_bits, shift; /* an entry: code | gap << bits (gap_bits 0: every weight has one) */
     uint8_t mult_per_channel;        /* 0: one multiplier for the layer (no BatchNorm folded in) */
     int32_t lo, hi;                  /* output clamp (ReLU: lo is the output zero point) */
     int32_t out_zero;                /* the border's value; SQZ_SUM: subtracted before summing */
-    uint32_t entries;                /* entries of the codes (and index) streams */
+    uint32_t entries;                /* entries in `codes` */
     int64_t rounding;                /* (zero point + 1/2) << shift */
-    const uint8_t *codes, *gaps;     /* packed little-endian, LSB first, one spare byte at the end */
+    const uint8_t *codes;            /* the entries, packed LSB first, two spare bytes at the end */
     const int8_t *codebook;          /* 2^bits values, codebook[0] == 0 */
     const int32_t *bias, *mult;      /* per output channel, in accumulator units; the multiplier's Q(shift) */
 } sqz_conv_layer;
@@ -54,9 +52,9 @@ typedef struct {
 void sqz_input(const sqz_input_layer *layer, const uint8_t *rgb_hwc, uint8_t *out);
 
 /* out: the destination tensor (SQZ_STORE, SQZ_MAXPOOL); scores: out_c sums (SQZ_SUM); scratch (int32 words):
- * the accumulators ((out_h - 1) * in_cols + out_w), then the offsets (int32) and the weights (int8) of one output
- * channel's entries (in_c * kernel^2 rounded up to a multiple of 4 each), then for SQZ_MAXPOOL the out_h * out_w
- * bytes of the plane it pools. */
+ * the accumulators ((out_h - 1) * in_cols + out_w), each weight position's input offset (in_c * kernel^2), the
+ * offsets (int32) and the weights (int8) of one output channel's entries (in_c * kernel^2 rounded up to a multiple
+ * of 4 each), then for SQZ_MAXPOOL the out_h * out_w bytes of the plane it pools. */
 void sqz_conv(const sqz_conv_layer *layer, const uint8_t *in, uint8_t *out, int32_t *scratch, int32_t *scores);
 
 /* 3x3/2 max pool, Caffe's ceil rounding; out may be in (in place); the input is overwritten either way. */
