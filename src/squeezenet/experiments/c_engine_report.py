@@ -21,7 +21,11 @@ def _rows(name: str, m: dict) -> list[list[str]]:
     m4 = mem.get("cortex_m4") if isinstance(mem.get("cortex_m4"), dict) else {}
     rows = [["file (`.sqz`, entropy coded)", f"{m['file_bytes']:,} B"],
             ["weights at fixed width (codebooks, codes, index, biases)", f"{mem['weights_fixed_width']:,} B"],
-            ["Cortex-M4 flash (code + weights, `arm-none-eabi-size`)", _kb(m4.get("flash"))],
+            ["Cortex-M4 flash (code + weights, `arm-none-eabi-size`)", _kb(m4.get("flash")) if m4 else
+             f"does not link: {mem.get('cortex_m4', '')}"],
+            ["library objects: code + weights (class names apart) / fixed-width weights",
+             f"{mem['code_and_weights']:,} B ({mem['code_and_weights_over_fixed_width']:.3f}x)"
+             if "code_and_weights" in mem else ""],
             ["Cortex-M4 RAM (arena + heap + stack reserved)", _kb(m4.get("ram"))],
             ["arena (lower bound)", f"{mem['arena']:,} B ({mem['arena_lower_bound']:,} B)"],
             ["stack used under QEMU", f"{m4['stack_used']:,} B" if m4 else ""],

@@ -34,7 +34,7 @@ from squeezenet.atomic import write_bytes
 from squeezenet.errors import ConfigError, SqueezeNetError
 from squeezenet.formats import records
 from squeezenet.formats.records import DEFAULT_CODERS, F16, F32, GAP_BITS, I64, Reader
-from squeezenet.formats.weights import Quantized, Weights, parse_json, skeleton
+from squeezenet.formats.weights import Quantized, Weights, parse_json, state_shapes
 from squeezenet.models.registry import ARCHS, architecture, describe
 
 MAGIC = b"\x89SQZ\r\n\x1a\n"
@@ -126,8 +126,7 @@ def _expected(header: dict) -> list[tuple[str, tuple[int, ...]]]:
     if not ok or len({t[0] for t in tensors}) != len(tensors):
         raise SqueezeNetError("header has no valid tensor list")
     out = [(name, tuple(shape)) for name, shape in tensors]
-    model = skeleton(header["arch"], header["config"])
-    if [(k, tuple(v.shape)) for k, v in model.state_dict().items()] != out:
+    if list(state_shapes(header["arch"], header["config"])) != out:
         raise SqueezeNetError("the declared tensors are not those of the configuration")
     return out
 

@@ -8,6 +8,7 @@ untrusted whatever its checksum: its JSON is bounded in depth, every field check
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -61,6 +62,17 @@ def skeleton(arch: str, config: dict) -> nn.Module:
     return model
 
 
+@functools.lru_cache(maxsize=64)
+def _shapes(arch: str, config_json: str) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    return tuple((k, tuple(v.shape)) for k, v in skeleton(arch, json.loads(config_json)).state_dict().items())
+
+
+def state_shapes(arch: str, config: dict) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """The state_dict's (name, shape) pairs of `arch` and `config`, in order; remembered, as every file read
+    checks them (building even a meta-device skeleton costs more than decoding a layer)."""
+    return _shapes(arch, json.dumps(config, sort_keys=True))
+
+
 def mismatch(expected: dict[str, tuple[int, ...]], shapes: dict[str, tuple[int, ...]]) -> str | None:
     """The first difference between two state_dicts' names and shapes, in words; None when they agree."""
     missing = sorted(set(expected) - set(shapes))
@@ -74,7 +86,7 @@ def mismatch(expected: dict[str, tuple[int, ...]], shapes: dict[str, tuple[int, 
 
 def check_fit(arch: str, config: dict, shapes: dict[str, tuple[int, ...]]) -> None:
     """Raise SqueezeNetError unless `shapes` (name -> shape) are exactly the state_dict of `arch` and `config`."""
-    what = mismatch({k: tuple(v.shape) for k, v in skeleton(arch, config).state_dict().items()}, shapes)
+    what = mismatch(dict(state_shapes(arch, config)), shapes)
     if what:
         raise SqueezeNetError(f"weights do not fit their {arch} configuration: {what}")
 

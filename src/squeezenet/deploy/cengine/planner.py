@@ -4,11 +4,12 @@ A tensor lives from the op that first writes it to the last op that reads it, so
 squeeze is computed. In-place ops (max pool, bypass add) give their output their input's offset; a Fire's two
 expand convolutions write the halves of one tensor; each convolution has a scratch block for the length of the op
 (`graph.scratch_words`: its accumulators, one output channel's decoded entries, a fused max pool's plane); a tensor
-a padded convolution reads is stored with its border. Offsets are found greedily by size (largest
-block first, at the lowest offset free for its whole lifetime: TensorFlow Lite's "greedy by size"); the lower bound
-is the most bytes live at any one op. `best_plan` fuses each max pool into its producers where that does not
-raise the arena (conv1's, for v1.1 at 128 px, lowers it from 319 KB to 142 KB). `tflm_plan` plans the same network as a dense int8 runtime like TensorFlow Lite Micro would: every
-op's output a tensor of its own (concat copies, pools out of place), no fusion, kernel scratch not counted.
+a padded convolution reads is stored with its border. Offsets are found greedily by size (largest block first, at
+the lowest offset free for its whole lifetime: TensorFlow Lite's "greedy by size"); the lower bound is the most
+bytes live at any one op. `best_plan` fuses each max pool into its producers where that does not raise the arena
+(conv1's, for v1.1 at 128 px, lowers it from 319 KB to 142 KB). `tflm_plan` plans the same network as a dense int8
+runtime like TensorFlow Lite Micro would: every op's output a tensor of its own (concat copies, pools out of
+place), no fusion, kernel scratch not counted.
 """
 
 from __future__ import annotations
@@ -41,10 +42,10 @@ class Plan:
 
 def scratch_words(op: Conv, src: Shape) -> int:
     """The int32 words of `sqz_conv`'s scratch: the accumulators (one per stored input column of each output row),
-    each weight position's input offset, the offsets and the 8-bit weights of one output channel's entries (padded
-    to a multiple of 4), then a fused max pool's plane."""
+    each weight position's input offset, the offsets and the 8-bit weights of one output channel's entries (twice
+    the positions: AVX2 splits large weights; padded to a multiple of 4), then a fused max pool's plane."""
     taps = src.c * op.conv.kernel_size[0] ** 2
-    room = -(-taps // 4) * 4
+    room = -(-2 * taps // 4) * 4  # the AVX2 path may split every entry in two
     count = (op.out.h - 1) * src.cols + op.out.w
     return count + taps + room + room // 4 + (-(-op.out.plane // 4) if op.epilogue == "max" else 0)
 

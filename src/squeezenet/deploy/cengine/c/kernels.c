@@ -3,7 +3,7 @@
  * A convolution runs one output channel at a time. Its entries are decoded from the packed streams into a list of
  * (input offset, weight) pairs, zeros dropped; the outputs are then computed in blocks of SQZ_BLOCK neighbours
  * along the stored rows: for every entry, the block adds weight * a contiguous run of input bytes (a loop of
- * 16-bit products and 32-bit sums that compilers vectorize; on x86 with AVX-512 VNNI, four entries an instruction).
+ * 16-bit products and 32-bit sums that compilers vectorize; on x86, four entries at a time with AVX2 or AVX-512 VNNI).
  * Outputs in the stored rows' border columns are computed and dropped. The block sums are requantized and
  * stored, max-pooled, or summed into the scores. Integer arithmetic only: every path gives the same bits, and the
  * exporter's Python reference computes them too. */
@@ -14,7 +14,10 @@
 #define SQZ_BLOCK 32 /* outputs a block computes: the VNNI path's four 8-lane sums */
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)
-#define SQZ_AVX512 /* x86 with AVX-512 and VNNI (-march=native on this machine): the same bits, wider */
+#define SQZ_AVX512 /* x86 with AVX-512 and VNNI: the same bits, wider */
+#include <immintrin.h>
+#elif defined(__AVX2__)
+#define SQZ_AVX2 /* x86 with AVX2 (pmaddubsw): weights above 64 in magnitude split in two, so no pair saturates */
 #include <immintrin.h>
 #endif
 
@@ -49,6 +52,14 @@ static int entries_of(const sqz_conv_layer *L, decoder *d, uint32_t base, uint32
         d->e++;
         offset[n] = position[at - base];
         weight[n] = L->codebook[code];
+#ifdef SQZ_AVX2
+        if (weight[n] > 64 || weight[n] < -64) { /* w = w/2 + (w - w/2), both halves at most 64 */
+            offset[n + 1] = offset[n];
+            weight[n + 1] = (int8_t)(weight[n] - weight[n] / 2);
+            weight[n] = (int8_t)(weight[n] / 2);
+            n++;
+        }
+#endif
         n += code != 0;
     }
     for (; n % 4; n++) {
@@ -87,6 +98,67 @@ static void block(const uint8_t *in, const int32_t *offset, const int8_t *weight
     _mm256_storeu_si256((__m256i *)(void *)(acc + 16), _mm256_permute2x128_si256(s0, s1, 0x31));
     _mm256_storeu_si256((__m256i *)(void *)(acc + 24), _mm256_permute2x128_si256(s2, s3, 0x31));
 }
+
+/* The same over 64 outputs in 512-bit registers: each register holds pixels 4l..4l+3 of the four 16-pixel lanes
+ * (l = 0..3 by register), put back in order by a 4 x 4 transpose of the lanes. */
+static void block64(const uint8_t *in, const int32_t *offset, const int8_t *weight, int n, int32_t *acc)
+{
+    __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0, t0, t1, t2, t3;
+    int j;
+    for (j = 0; j < n; j += 4) {
+        const __m512i a = _mm512_loadu_si512((const void *)(in + offset[j]));
+        const __m512i b = _mm512_loadu_si512((const void *)(in + offset[j + 1]));
+        const __m512i c = _mm512_loadu_si512((const void *)(in + offset[j + 2]));
+        const __m512i e = _mm512_loadu_si512((const void *)(in + offset[j + 3]));
+        const __m512i ab0 = _mm512_unpacklo_epi8(a, b), ab1 = _mm512_unpackhi_epi8(a, b);
+        const __m512i ce0 = _mm512_unpacklo_epi8(c, e), ce1 = _mm512_unpackhi_epi8(c, e);
+        int32_t w4;
+        __m512i w;
+        memcpy(&w4, weight + j, 4);
+        w = _mm512_set1_epi32(w4);
+        s0 = _mm512_dpbusd_epi32(s0, _mm512_unpacklo_epi16(ab0, ce0), w);
+        s1 = _mm512_dpbusd_epi32(s1, _mm512_unpackhi_epi16(ab0, ce0), w);
+        s2 = _mm512_dpbusd_epi32(s2, _mm512_unpacklo_epi16(ab1, ce1), w);
+        s3 = _mm512_dpbusd_epi32(s3, _mm512_unpackhi_epi16(ab1, ce1), w);
+    }
+    t0 = _mm512_shuffle_i32x4(s0, s1, 0x44); /* s0.l0 s0.l1 s1.l0 s1.l1 */
+    t1 = _mm512_shuffle_i32x4(s2, s3, 0x44);
+    t2 = _mm512_shuffle_i32x4(s0, s1, 0xEE); /* s0.l2 s0.l3 s1.l2 s1.l3 */
+    t3 = _mm512_shuffle_i32x4(s2, s3, 0xEE);
+    _mm512_storeu_si512((void *)acc, _mm512_shuffle_i32x4(t0, t1, 0x88));
+    _mm512_storeu_si512((void *)(acc + 16), _mm512_shuffle_i32x4(t0, t1, 0xDD));
+    _mm512_storeu_si512((void *)(acc + 32), _mm512_shuffle_i32x4(t2, t3, 0x88));
+    _mm512_storeu_si512((void *)(acc + 48), _mm512_shuffle_i32x4(t2, t3, 0xDD));
+}
+#elif defined(SQZ_AVX2)
+/* acc[0..32) as the VNNI path computes it, with pmaddubsw (two u8 x s8 products summed in 16 bits: exact, as no
+ * entry exceeds 64 in magnitude, so |sum| <= 255 * 128) and pmaddwd to widen the pairs' sums into 32 bits. */
+static void block(const uint8_t *in, const int32_t *offset, const int8_t *weight, int n, int32_t *acc)
+{
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
+    int j;
+    for (j = 0; j < n; j += 4) {
+        const __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)(in + offset[j]));
+        const __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(in + offset[j + 1]));
+        const __m256i c = _mm256_loadu_si256((const __m256i *)(const void *)(in + offset[j + 2]));
+        const __m256i e = _mm256_loadu_si256((const __m256i *)(const void *)(in + offset[j + 3]));
+        const __m256i ab0 = _mm256_unpacklo_epi8(a, b), ab1 = _mm256_unpackhi_epi8(a, b);
+        const __m256i ce0 = _mm256_unpacklo_epi8(c, e), ce1 = _mm256_unpackhi_epi8(c, e);
+        int32_t w4;
+        __m256i w;
+        memcpy(&w4, weight + j, 4);
+        w = _mm256_set1_epi32(w4);
+        s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_unpacklo_epi16(ab0, ce0), w), ones));
+        s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_unpackhi_epi16(ab0, ce0), w), ones));
+        s2 = _mm256_add_epi32(s2, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_unpacklo_epi16(ab1, ce1), w), ones));
+        s3 = _mm256_add_epi32(s3, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_unpackhi_epi16(ab1, ce1), w), ones));
+    }
+    _mm256_storeu_si256((__m256i *)(void *)acc, _mm256_permute2x128_si256(s0, s1, 0x20));
+    _mm256_storeu_si256((__m256i *)(void *)(acc + 8), _mm256_permute2x128_si256(s2, s3, 0x20));
+    _mm256_storeu_si256((__m256i *)(void *)(acc + 16), _mm256_permute2x128_si256(s0, s1, 0x31));
+    _mm256_storeu_si256((__m256i *)(void *)(acc + 24), _mm256_permute2x128_si256(s2, s3, 0x31));
+}
 #else
 /* acc[0..SQZ_BLOCK) = sum over the entries of weight * in[offset + i]; |weight * x| <= 128 * 255 is exact in
  * 16 bits (a loop compilers vectorize). */
@@ -108,8 +180,12 @@ static void block(const uint8_t *in, const int32_t *offset, const int8_t *weight
 static void accumulate(const uint8_t *in, const int32_t *offset, const int8_t *weight, int n, int32_t *acc,
                        int count)
 {
-    int q, j;
-    for (q = 0; q + SQZ_BLOCK <= count; q += SQZ_BLOCK)
+    int q = 0, j;
+#ifdef SQZ_AVX512
+    for (; q + 2 * SQZ_BLOCK <= count; q += 2 * SQZ_BLOCK)
+        block64(in + q, offset, weight, n, acc + q);
+#endif
+    for (; q + SQZ_BLOCK <= count; q += SQZ_BLOCK)
         block(in + q, offset, weight, n, acc + q);
     if (q == count)
         return;
@@ -226,7 +302,7 @@ void sqz_conv(const sqz_conv_layer *L, const uint8_t *in, uint8_t *out, int32_t 
 {
     const int s = L->phases, k = L->kernel, count = (L->out_h - 1) * L->in_cols + L->out_w;
     const int32_t plane = (int32_t)L->in_rows * L->in_cols;
-    const int taps = L->in_c * k * k, room = (taps + 3) / 4 * 4; /* room: an output channel's entries, padded */
+    const int taps = L->in_c * k * k, room = (2 * taps + 3) / 4 * 4; /* an output channel's entries (split in two at most), padded */
     int32_t *acc = scratch, *position = acc + count, *offset = position + taps;
     int8_t *weight = (int8_t *)(void *)(offset + room);
     uint8_t *pooled = (uint8_t *)(void *)(offset + room + room / 4);

@@ -53,8 +53,8 @@ void sqz_input(const sqz_input_layer *layer, const uint8_t *rgb_hwc, uint8_t *ou
 
 /* out: the destination tensor (SQZ_STORE, SQZ_MAXPOOL); scores: out_c sums (SQZ_SUM); scratch (int32 words):
  * the accumulators ((out_h - 1) * in_cols + out_w), each weight position's input offset (in_c * kernel^2), the
- * offsets (int32) and the weights (int8) of one output channel's entries (in_c * kernel^2 rounded up to a multiple
- * of 4 each), then for SQZ_MAXPOOL the out_h * out_w bytes of the plane it pools. */
+ * offsets (int32) and the weights (int8) of one output channel's entries (2 * in_c * kernel^2, as the AVX2 path
+ * splits large weights, rounded up to a multiple of 4 each), then for SQZ_MAXPOOL the out_h * out_w bytes of the plane it pools. */
 void sqz_conv(const sqz_conv_layer *layer, const uint8_t *in, uint8_t *out, int32_t *scratch, int32_t *scores);
 
 /* 3x3/2 max pool, Caffe's ceil rounding; out may be in (in place); the input is overwritten either way. */
