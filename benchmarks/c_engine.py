@@ -221,7 +221,8 @@ def main() -> None:
     ap.add_argument("--imagenette", default="imagenette", help="the Imagenette model (default: the bundled one)")
     ap.add_argument("--authors", default=str(authors_model_dir() / "compressed_SqueezeNet.net"),
                     help="the authors' ImageNet v1.0 (.sqz, or the .net, re-encoded losslessly)")
-    ap.add_argument("--only", choices=["imagenette", "authors"], help="measure one model only")
+    ap.add_argument("--only", choices=["imagenette", "authors"], help="measure one model only (into an existing "
+                    "--out: the other model's entry is kept)")
     ap.add_argument("--rounds", type=int, default=20, help="interleaved timing rounds (20)")
     ap.add_argument("--accuracy", action="store_true", help="every evaluation image through the C engine")
     ap.add_argument("--qemu", type=int, default=0, metavar="N", help="N images through the Cortex-M4 under QEMU")
@@ -234,6 +235,8 @@ def main() -> None:
             if args.only in (None, name):
                 results[name] = measure(name, path, size, data, args, Path(tmp))
     out = Path(args.out)
+    if args.only and out.is_file():  # one model re-measured: the other's figures are kept
+        results = json.loads(out.read_text())["models"] | results
     write_text(out, json.dumps({
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "onnxruntime": ort.__version__, "torch": torch.__version__,
