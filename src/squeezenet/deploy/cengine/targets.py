@@ -38,7 +38,7 @@ def _run(cmd: list[str], what: str, **kw) -> subprocess.CompletedProcess:
     r = subprocess.run(cmd, capture_output=True, **kw)
     if r.returncode != 0:
         err = (r.stderr or b"").decode(errors="replace").strip().splitlines()
-        line = next((e for e in err if "overflowed by" in e), None)  # the linker's budget, in bytes
+        line = next((e.split("ld: ")[-1] for e in err if "overflowed by" in e), None)  # the budget, in bytes
         line = line or next((e for e in err if "error" in e), err[-1] if err else f"exit {r.returncode}")
         raise SqueezeNetError(f"{what} failed: {line.strip()}")
     return r
