@@ -136,7 +136,8 @@ def qemu_run(fw: Firmware, timeout: float = 1800) -> tuple[list[list[int]], int]
     """Each compiled-in image's top-5 as the board printed it, and the stack it used (bytes)."""
     cmd = [QEMU, "-M", "mps2-an386", "-semihosting-config", "enable=on,target=native", "-nographic", "-monitor",
            "none", "-serial", "none", "-kernel", str(fw.elf)]
-    out = _run(cmd, "qemu-system-arm", timeout=timeout).stdout.decode()
+    r = _run(cmd, "qemu-system-arm", timeout=timeout)
+    out = (r.stdout + r.stderr).decode()  # the semihosting console: QEMU writes it to stderr
     top5 = [[int(v) for v in m[1].split()] for m in re.finditer(r"^image \d+ label -?\d+ top5 ([\d ]+)$", out, re.M)]
     stack = re.search(r"^stack (\d+)$", out, re.M)
     if stack is None:
