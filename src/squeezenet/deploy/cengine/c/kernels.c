@@ -69,10 +69,16 @@ static int entries_of(const sqz_conv_layer *L, decoder *d, uint32_t base, uint32
     return n;
 }
 
-#ifdef SQZ_AVX512
-/* acc[0..32) = sum over the entries of weight * in[offset + i], with VNNI: the bytes of four entries are
- * interleaved (a 4 x 32 transpose, within 128-bit lanes) and one instruction adds four exact u8 x s8 products
- * per lane; the lanes' pixel order is restored once, at the end. */
+#if defined(SQZ_AVX512) || defined(SQZ_AVX2)
+#ifdef SQZ_AVX512 /* four exact u8 x s8 products a lane, summed into it */
+#define SQZ_DOT4(sum, pixels, w) _mm256_dpbusd_epi32(sum, pixels, w)
+#else /* pmaddubsw's two-product sums are exact (no entry above 64), pmaddwd widens them into the lane */
+#define SQZ_DOT4(sum, pixels, w) \
+    _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(pixels, w), _mm256_set1_epi16(1)))
+#endif
+/* acc[0..32) = sum over the entries of weight * in[offset + i], four entries at a time: their bytes are
+ * interleaved (a 4 x 32 transpose, within 128-bit lanes) and each pixel's four products summed into its lane by
+ * SQZ_DOT4; the lanes' pixel order is restored once, at the end. */
 static void block(const uint8_t *in, const int32_t *offset, const int8_t *weight, int n, int32_t *acc)
 {
     __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
@@ -88,17 +94,19 @@ static void block(const uint8_t *in, const int32_t *offset, const int8_t *weight
         __m256i w;
         memcpy(&w4, weight + j, 4);
         w = _mm256_set1_epi32(w4);
-        s0 = _mm256_dpbusd_epi32(s0, _mm256_unpacklo_epi16(ab0, ce0), w); /* pixels 0-3 | 16-19 */
-        s1 = _mm256_dpbusd_epi32(s1, _mm256_unpackhi_epi16(ab0, ce0), w); /* 4-7 | 20-23 */
-        s2 = _mm256_dpbusd_epi32(s2, _mm256_unpacklo_epi16(ab1, ce1), w); /* 8-11 | 24-27 */
-        s3 = _mm256_dpbusd_epi32(s3, _mm256_unpackhi_epi16(ab1, ce1), w); /* 12-15 | 28-31 */
+        s0 = SQZ_DOT4(s0, _mm256_unpacklo_epi16(ab0, ce0), w); /* pixels 0-3 | 16-19 */
+        s1 = SQZ_DOT4(s1, _mm256_unpackhi_epi16(ab0, ce0), w); /* 4-7 | 20-23 */
+        s2 = SQZ_DOT4(s2, _mm256_unpacklo_epi16(ab1, ce1), w); /* 8-11 | 24-27 */
+        s3 = SQZ_DOT4(s3, _mm256_unpackhi_epi16(ab1, ce1), w); /* 12-15 | 28-31 */
     }
     _mm256_storeu_si256((__m256i *)(void *)acc, _mm256_permute2x128_si256(s0, s1, 0x20));
     _mm256_storeu_si256((__m256i *)(void *)(acc + 8), _mm256_permute2x128_si256(s2, s3, 0x20));
     _mm256_storeu_si256((__m256i *)(void *)(acc + 16), _mm256_permute2x128_si256(s0, s1, 0x31));
     _mm256_storeu_si256((__m256i *)(void *)(acc + 24), _mm256_permute2x128_si256(s2, s3, 0x31));
 }
+#endif
 
+#ifdef SQZ_AVX512
 /* The same over 64 outputs in 512-bit registers: each register holds pixels 4l..4l+3 of the four 16-pixel lanes
  * (l = 0..3 by register), put back in order by a 4 x 4 transpose of the lanes. */
 static void block64(const uint8_t *in, const int32_t *offset, const int8_t *weight, int n, int32_t *acc)
@@ -130,36 +138,9 @@ static void block64(const uint8_t *in, const int32_t *offset, const int8_t *weig
     _mm512_storeu_si512((void *)(acc + 32), _mm512_shuffle_i32x4(t2, t3, 0x88));
     _mm512_storeu_si512((void *)(acc + 48), _mm512_shuffle_i32x4(t2, t3, 0xDD));
 }
-#elif defined(SQZ_AVX2)
-/* acc[0..32) as the VNNI path computes it, with pmaddubsw (two u8 x s8 products summed in 16 bits: exact, as no
- * entry exceeds 64 in magnitude, so |sum| <= 255 * 128) and pmaddwd to widen the pairs' sums into 32 bits. */
-static void block(const uint8_t *in, const int32_t *offset, const int8_t *weight, int n, int32_t *acc)
-{
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
-    int j;
-    for (j = 0; j < n; j += 4) {
-        const __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)(in + offset[j]));
-        const __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(in + offset[j + 1]));
-        const __m256i c = _mm256_loadu_si256((const __m256i *)(const void *)(in + offset[j + 2]));
-        const __m256i e = _mm256_loadu_si256((const __m256i *)(const void *)(in + offset[j + 3]));
-        const __m256i ab0 = _mm256_unpacklo_epi8(a, b), ab1 = _mm256_unpackhi_epi8(a, b);
-        const __m256i ce0 = _mm256_unpacklo_epi8(c, e), ce1 = _mm256_unpackhi_epi8(c, e);
-        int32_t w4;
-        __m256i w;
-        memcpy(&w4, weight + j, 4);
-        w = _mm256_set1_epi32(w4);
-        s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_unpacklo_epi16(ab0, ce0), w), ones));
-        s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_unpackhi_epi16(ab0, ce0), w), ones));
-        s2 = _mm256_add_epi32(s2, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_unpacklo_epi16(ab1, ce1), w), ones));
-        s3 = _mm256_add_epi32(s3, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_unpackhi_epi16(ab1, ce1), w), ones));
-    }
-    _mm256_storeu_si256((__m256i *)(void *)acc, _mm256_permute2x128_si256(s0, s1, 0x20));
-    _mm256_storeu_si256((__m256i *)(void *)(acc + 8), _mm256_permute2x128_si256(s2, s3, 0x20));
-    _mm256_storeu_si256((__m256i *)(void *)(acc + 16), _mm256_permute2x128_si256(s0, s1, 0x31));
-    _mm256_storeu_si256((__m256i *)(void *)(acc + 24), _mm256_permute2x128_si256(s2, s3, 0x31));
-}
-#else
+#endif
+
+#if !defined(SQZ_AVX512) && !defined(SQZ_AVX2)
 /* acc[0..SQZ_BLOCK) = sum over the entries of weight * in[offset + i]; |weight * x| <= 128 * 255 is exact in
  * 16 bits (a loop compilers vectorize). */
 static void block(const uint8_t *in, const int32_t *offset, const int8_t *weight, int n, int32_t *acc)
