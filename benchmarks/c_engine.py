@@ -55,9 +55,18 @@ from squeezenet.plotting import save, subplots
 HOST_FLAGS = "-O2 -march=native"
 
 
+def x86_isa() -> list[str]:
+    """The SIMD extensions the kernels' x86 paths and ONNX Runtime's int8 kernels choose between."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return []
+    return [f for f in ("avx2", "avx_vnni", "avx512f", "avx512_vnni", "amx_int8") if f in flags]
+
+
 def models(args) -> dict[str, tuple[str, int, Path]]:
     data = shared_dir() / "data"
-    return {"imagenette": (args.imagenette, 128, data / "imagenette2" / "val"),
+    return {"imagenette": (args.imagenette, args.imagenette_size, data / "imagenette2" / "val"),
             "authors": (args.authors, 227, data / "imagenet-val-1300")}
 
 
@@ -219,6 +228,7 @@ def chart(results: dict, path: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--imagenette", default="imagenette", help="the Imagenette model (default: the bundled one)")
+    ap.add_argument("--imagenette-size", type=int, default=128, help="its input size (128: the Cortex-M4's)")
     ap.add_argument("--authors", default=str(authors_model_dir() / "compressed_SqueezeNet.net"),
                     help="the authors' ImageNet v1.0 (.sqz, or the .net, re-encoded losslessly)")
     ap.add_argument("--only", choices=["imagenette", "authors"], help="measure one model only (into an existing "
@@ -238,7 +248,7 @@ def main() -> None:
     if args.only and out.is_file():  # one model re-measured: the other's figures are kept
         results = json.loads(out.read_text())["models"] | results
     write_text(out, json.dumps({
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+        "machine": {"cpu": platform.processor() or platform.machine(), "isa": x86_isa(), "cores": os.cpu_count(),
                     "onnxruntime": ort.__version__, "torch": torch.__version__,
                     "load_average_1min_before_after": [load_before[0], os.getloadavg()[0]]},
         "host_flags": HOST_FLAGS, "arm_flags": targets.ARM_FLAGS, "models": results}, indent=2))

@@ -1,13 +1,15 @@
 """Rate-accuracy of the authors' ImageNet SqueezeNet v1.0 through our pipeline: bytes against top-1 on both sets.
 
-One recipe for every point (the README's: exact Fisher-weighted, entropy-constrained clustering, the centroids
-fine-tuned by distillation on Imagenette *train*), one knob varied: the rate weight `--rate` (bits per weight
-fixed). Each file is evaluated on imagenet-val-1300 and imagenet-sample-750 with Caffe's protocol, and its decode
-time measured. NNCodec's points (MPEG NNC's reference encoder) are measured in the same run when `nncodec`
+One recipe for every point (exact Fisher-weighted, entropy-constrained clustering, rate-distortion optimised
+assignment with zero as a level (`--rdo`), the centroids fine-tuned by distillation on Imagenette *train*), one
+knob varied: the rate weight `--rate` (bits per weight fixed). Each rate is also measured without the
+fine-tuning (`untuned`), the comparison with NNCodec's points on equal terms (they are not fine-tuned either).
+Each file is evaluated on imagenet-val-1300 and imagenet-sample-750 with Caffe's protocol, and its decode time
+measured. NNCodec's points (MPEG NNC's reference encoder) are measured in the same run when `nncodec`
 imports; it does not here (it needs torchvision, which does not import beside torch 2.13), so the points recorded
 in ../shared/docs/paper-facts.md are drawn, labelled as recorded. Writes JSON + PNG.
 
-    python benchmarks/rate_accuracy.py [--rates 5e-4 3e-3 ...] [--work ../runs/rate] \
+    python benchmarks/rate_accuracy.py [--rates 5e-4 3e-3 ...] [--tuned 5e-4 ...] [--work ../runs/rate] \
         [--out results/compress/rate_accuracy.json]
 """
 
@@ -36,8 +38,8 @@ NNCODEC_RECORDED = [{"qp": -38, "bytes": 478_463, "top1": {"imagenet-val-1300": 
                     {"qp": -32, "bytes": 400_276, "top1": {"imagenet-val-1300": 0.7062, "imagenet-sample-750": 0.5680}},
                     {"qp": -28, "bytes": 345_472, "top1": {"imagenet-val-1300": 0.6938, "imagenet-sample-750": 0.5600}},
                     {"qp": -24, "bytes": 291_600, "top1": {"imagenet-val-1300": 0.5700, "imagenet-sample-750": 0.4307}}]
-RECIPE = {"profile": "none", "init": "optimal", "fisher_batches": 8, "train_limit": 2000, "finetune_epochs": 2,
-          "lr_finetune": 5e-5}
+RECIPE = {"profile": "none", "init": "optimal", "rdo": True, "fisher_batches": 8, "train_limit": 2000,
+          "finetune_epochs": 2, "lr_finetune": 5e-5}
 
 
 def accuracy(weights, data: Path) -> dict:
@@ -63,12 +65,13 @@ def point(name: str, data: bytes, sets: dict[str, Path], extra: dict) -> dict:
     return row
 
 
-def ours(authors, rate: float, bits: int, train: Path, work: Path) -> bytes:
-    """The recipe at one rate. The fine-tuned file is kept in `work`, so that a rerun re-measures it without
-    recompressing; it is re-encoded (losslessly, checked) by today's coders, so the bytes are this commit's."""
-    path = work / f"rate{rate:g}-bits{bits}.sqz"
+def ours(authors, rate: float, bits: int, train: Path, work: Path, tuned: bool = True) -> bytes:
+    """The recipe at one rate (`tuned` False: without its fine-tuning). The file is kept in `work`, so that a rerun
+    re-measures it without recompressing; it is re-encoded (losslessly, checked) by today's coders, so the bytes
+    are this commit's."""
+    path = work / f"rate{rate:g}-bits{bits}{'' if tuned else '-untuned'}.sqz"
     if not path.is_file():
-        opts = CompressOptions(**RECIPE, rate=rate, bits=bits)
+        opts = CompressOptions(**RECIPE | ({} if tuned else {"finetune_epochs": 0}), rate=rate, bits=bits)
         path.parent.mkdir(parents=True, exist_ok=True)
         write_bytes(path, compress(authors, opts, train, log=lambda m: None).data)
     return reencode(sqz.decode(path.read_bytes()).weights, log=lambda m: None).data
@@ -78,8 +81,11 @@ def chart(result: dict, png: Path) -> None:
     fig, axes = subplots(1, 2, figsize=(11, 4.2), layout="constrained")
     for ax, s in zip(axes, SETS, strict=True):
         ref = result["reference"]["accuracy"][s]["top1"]
-        pts = sorted((r["bytes"] / 1e3, r["accuracy"][s]["top1"]) for r in result["ours"])
-        ax.plot(*zip(*pts, strict=True), marker="o", label="ours (one recipe, --rate varied)")
+        for key, label, ls in (("ours", "ours (one recipe, --rate varied)", "-"),
+                               ("untuned", "ours, not fine-tuned", ":")):
+            pts = sorted((r["bytes"] / 1e3, r["accuracy"][s]["top1"]) for r in result.get(key, []))
+            if pts:
+                ax.plot(*zip(*pts, strict=True), marker="o", ls=ls, label=label)
         nn = sorted((r["bytes"] / 1e3, r["top1"][s]) for r in result["nncodec"])
         ax.plot(*zip(*nn, strict=True), marker="s", ls="--", label=f"NNCodec ({result['nncodec_source']})")
         ax.axhline(ref, color="grey", lw=0.8, label=f"authors' 8-bit, {result['reference']['bytes'] / 1e3:.0f} KB")
@@ -94,7 +100,9 @@ def chart(result: dict, png: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rates", type=float, nargs="+", default=[5e-4, 3e-3, 1e-2, 3e-2])
+    ap.add_argument("--rates", type=float, nargs="+", default=[5e-4, 3e-3, 6e-3, 1e-2])
+    ap.add_argument("--tuned", type=float, nargs="*", help="the rates also fine-tuned (default: all of --rates; "
+                    "about 20 minutes each here)")
     ap.add_argument("--bits", type=int, default=6)
     ap.add_argument("--work", default="../runs/rate", help="where the .sqz files are kept (reused when present)")
     ap.add_argument("--out", default=default_out("rate_accuracy"), help="output JSON (default: a new file)")
@@ -102,14 +110,16 @@ def main() -> None:
     shared = shared_dir()
     sets = {s: shared / "data" / s for s in SETS}
     net = shared / "weights" / "deep-compression-squeezenet-v1.0" / "compressed_SqueezeNet.net"
-    authors, work = load(net), Path(args.work)
+    authors, work, train = load(net), Path(args.work), shared / "data" / "imagenette2" / "train"
     result = {"recipe": RECIPE | {"bits": args.bits}, "knob": "rate", "nncodec_source": "recorded",
               "nncodec": NNCODEC_RECORDED,
               "reference": {"name": "authors' 8-bit .net", "bytes": net.stat().st_size,
                             "accuracy": {s: accuracy(authors, d) for s, d in sets.items()}},
               "lossless": point("lossless re-encoding", reencode(authors, log=lambda m: None).data, sets, {}),
-              "ours": [point(f"rate {r:g}", ours(authors, r, args.bits, shared / "data" / "imagenette2" / "train",
-                                                 work), sets, {"rate": r}) for r in args.rates]}
+              "untuned": [point(f"rate {r:g}, not fine-tuned", ours(authors, r, args.bits, train, work, False), sets,
+                                {"rate": r}) for r in args.rates],
+              "ours": [point(f"rate {r:g}", ours(authors, r, args.bits, train, work), sets, {"rate": r})
+                       for r in (args.rates if args.tuned is None else args.tuned)]}
     out = Path(args.out)
     write_text(out, json.dumps(result, indent=1) + "\n")
     chart(result, out.with_suffix(".png"))

@@ -12,7 +12,7 @@ def test_bundled_model_classifies_real_imagenette_images(imagenette):
     pick = [i for c in range(10) for i in [j for j, y in enumerate(samples.labels) if y == c][:4]]
     subset = type(samples)([samples.paths[i] for i in pick], [samples.labels[i] for i in pick], samples.classes)
     result = evaluate(w.build(), subset, w.preprocessing, progress=False)
-    assert result["images"] == 40 and result["top1"] >= 0.6  # 86.1% on all 3,925 val images
+    assert result["images"] == 40 and result["top1"] >= 0.6  # 85.7% on all 3,925 val images
 
 
 def test_sensitivity_command_on_real_images(imagenette, tmp_path):

@@ -90,6 +90,7 @@ def test_every_train_flag_is_checked_against_its_range(tiny, tmp_path, flags, na
     (["summary", "squeezenet1_0", "--base-e", "1000000000"], "--base-e"),
     (["evaluate", "imagenette", "--data", "d", "--image-size", "100000"], "--image-size"),
     (["compress", "imagenette", "--density", "0", "--out", "x.sqz"], "--density"),
+    (["compress", "--weights", "imagenette", "--rdo", "--out", "x.sqz"], "--rdo"),
 ])
 def test_other_flags_are_checked_too(argv, named, capsys):
     assert _rc(argv) == 2

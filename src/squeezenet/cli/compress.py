@@ -79,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         result = reencode(weights, score=score, log=log)
     else:
         opts = _options(args, weights)
+        opts.validate()  # a bad combination fails before the warning below
         if score is None:
             print(f"warning: accuracy not measured: {'no --data, so ' if not args.data else ''}this setting loses "
                   "accuracy unseen (pass --data DIR with DIR/train and DIR/val, or --eval-data)", file=sys.stderr)

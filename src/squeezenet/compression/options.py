@@ -39,6 +39,8 @@ class CompressOptions:
                        "dynamic programming")
     rate: float = option(0.0, low=0.0, high=1e3, help="with --init optimal: entropy-constrained clustering, "
                          "squared error traded for bits")
+    rdo: bool = option(False, help="with --rate: each weight to the level (zero included) of least error + rate "
+                       "x bits, not to its nearest")
     fisher_batches: int = option(0, low=0, high=10**6, help="weight the clustering by the Fisher information "
                                  "measured on N batches of --data")
     retrain_epochs: float = option(0.0, low=0.0, high=1000.0, help="retraining after pruning (gradual, AGP) "
@@ -68,6 +70,8 @@ class CompressOptions:
             raise ConfigError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
         if min(self.retrain_epochs, self.finetune_epochs, self.fisher_batches, self.rate) < 0 or self.batch_size < 1:
             raise ConfigError("epochs, fisher_batches and rate must be >= 0 and batch_size >= 1")
+        if self.rdo and not self.rate:
+            raise ConfigError("--rdo needs --rate > 0 (and --init optimal)")
 
 
 @dataclass

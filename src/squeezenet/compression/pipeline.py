@@ -102,7 +102,7 @@ def _quantize(model: nn.Module, teacher: nn.Module, batches, opts: CompressOptio
     """Weight sharing (Fisher-weighted when asked), then the centroids fine-tuned for `steps` batches."""
     importance = fisher(model, batches, opts.fisher_batches) if opts.fisher_batches else None
     bits = opts.bits if opts.fc_bits is None else layer_bits(model, opts.bits, opts.fc_bits)
-    quantized = quantize_model(model, bits, opts.init, opts.rate, importance)
+    quantized = quantize_model(model, bits, opts.init, opts.rate, importance, opts.rdo)
     if steps:
         sharing = WeightSharing(model, quantized)
         biases = [p for n, p in model.named_parameters() if n not in quantized]

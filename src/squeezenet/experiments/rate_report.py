@@ -24,7 +24,7 @@ def section_rate_accuracy(out: Path, results: Path) -> str:
             _row("ours, lossless re-encoding", r["lossless"]["bytes"], top1["lossless"], sets,
                  f"{r['lossless']['decode_ms']:.0f} ms")]
     rows += [_row(f"ours, {p['name']}", p["bytes"], {s: a["top1"] for s, a in p["accuracy"].items()}, sets,
-                  f"{p['decode_ms']:.0f} ms") for p in r["ours"]]
+                  f"{p['decode_ms']:.0f} ms") for p in r.get("untuned", []) + r["ours"]]
     rows += [_row(f"NNCodec QP {p['qp']} ({r['nncodec_source']})", p["bytes"], p["top1"], sets) for p in r["nncodec"]]
     head = ["file", "bytes"] + [f"top-1 {s}" for s in sets] + ["decode"]
     table = "\n".join("| " + " | ".join(x) + " |" for x in [head, ["---"] * len(head), *rows])
