@@ -100,9 +100,9 @@ def chart(result: dict, png: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rates", type=float, nargs="+", default=[5e-4, 3e-3, 6e-3, 1e-2])
+    ap.add_argument("--rates", type=float, nargs="+", default=[1e-4, 5e-4, 1.5e-3, 3e-3, 4e-3, 1e-2])
     ap.add_argument("--tuned", type=float, nargs="*", help="the rates also fine-tuned (default: all of --rates; "
-                    "about 20 minutes each here)")
+                    "about 6 minutes each here)")
     ap.add_argument("--bits", type=int, default=6)
     ap.add_argument("--work", default="../runs/rate", help="where the .sqz files are kept (reused when present)")
     ap.add_argument("--out", default=default_out("rate_accuracy"), help="output JSON (default: a new file)")
