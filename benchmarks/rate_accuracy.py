@@ -2,20 +2,23 @@
 
 One recipe for every point (exact Fisher-weighted, entropy-constrained clustering, rate-distortion optimised
 assignment with zero as a level (`--rdo`), the centroids fine-tuned by distillation on Imagenette *train*), one
-knob varied: the rate weight `--rate` (bits per weight fixed). Each rate is also measured without the
+knob varied: the rate weight `--rate`, at 6 bits per weight, and at 7 for the top of the range (a point written
+RATE@BITS). The fine-tuning trains the weights too (`--reassign`: straight through the quantizer, re-assigned
+by the same rate-distortion cost at every step). Each point is also measured without the
 fine-tuning (`untuned`), the comparison with NNCodec's points on equal terms (they are not fine-tuned either).
 Each file is evaluated on imagenet-val-1300 and imagenet-sample-750 with Caffe's protocol, and its decode time
 measured. NNCodec's points (MPEG NNC's reference encoder) are measured in the same run when `nncodec`
 imports; it does not here (it needs torchvision, which does not import beside torch 2.13), so the points recorded
 in ../shared/docs/paper-facts.md are drawn, labelled as recorded. Writes JSON + PNG.
 
-    python benchmarks/rate_accuracy.py [--rates 5e-4 3e-3 ...] [--tuned 5e-4 ...] [--work ../runs/rate] \
+    python benchmarks/rate_accuracy.py [--rates 5e-4 3e-3 1e-4@7 ...] [--tuned 5e-4 ...] [--work ../runs/rate] \
         [--out results/compress/rate_accuracy.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -39,7 +42,17 @@ NNCODEC_RECORDED = [{"qp": -38, "bytes": 478_463, "top1": {"imagenet-val-1300": 
                     {"qp": -28, "bytes": 345_472, "top1": {"imagenet-val-1300": 0.6938, "imagenet-sample-750": 0.5600}},
                     {"qp": -24, "bytes": 291_600, "top1": {"imagenet-val-1300": 0.5700, "imagenet-sample-750": 0.4307}}]
 RECIPE = {"profile": "none", "init": "optimal", "rdo": True, "fisher_batches": 8, "train_limit": 2000,
-          "finetune_epochs": 2, "lr_finetune": 5e-5}
+          "finetune_epochs": 2, "lr_finetune": 5e-5, "reassign": True}
+DEFAULT_POINTS = ["1e-4", "5e-4", "1.5e-3", "3e-3", "4e-3", "1e-2", "1e-4@7"]
+
+
+def parse_point(text: str, bits: int = 6) -> tuple[float, int]:
+    """'4e-3' -> (0.004, 6); '1e-4@7' -> (0.0001, 7)."""
+    rate, _, b = text.partition("@")
+    try:
+        return float(rate), int(b) if b else bits
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a point is RATE or RATE@BITS, got {text!r}") from None
 
 
 def accuracy(weights, data: Path) -> dict:
@@ -69,9 +82,11 @@ def ours(authors, rate: float, bits: int, train: Path, work: Path, tuned: bool =
     """The recipe at one rate (`tuned` False: without its fine-tuning). The file is kept in `work`, so that a rerun
     re-measures it without recompressing; it is re-encoded (losslessly, checked) by today's coders, so the bytes
     are this commit's."""
-    path = work / f"rate{rate:g}-bits{bits}{'' if tuned else '-untuned'}.sqz"
+    opts = CompressOptions(**RECIPE | ({} if tuned else {"finetune_epochs": 0, "reassign": False}), rate=rate,
+                           bits=bits)
+    recipe = hashlib.sha256(json.dumps(opts.__dict__, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    path = work / f"rate{rate:g}-bits{bits}-{recipe}.sqz"  # a changed recipe is a new file
     if not path.is_file():
-        opts = CompressOptions(**RECIPE | ({} if tuned else {"finetune_epochs": 0}), rate=rate, bits=bits)
         path.parent.mkdir(parents=True, exist_ok=True)
         write_bytes(path, compress(authors, opts, train, log=lambda m: None).data)
     return reencode(sqz.decode(path.read_bytes()).weights, log=lambda m: None).data
@@ -100,10 +115,11 @@ def chart(result: dict, png: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rates", type=float, nargs="+", default=[1e-4, 5e-4, 1.5e-3, 3e-3, 4e-3, 1e-2])
-    ap.add_argument("--tuned", type=float, nargs="*", help="the rates also fine-tuned (default: all of --rates; "
-                    "about 6 minutes each here)")
-    ap.add_argument("--bits", type=int, default=6)
+    ap.add_argument("--rates", type=parse_point, nargs="+", default=[parse_point(p) for p in DEFAULT_POINTS],
+                    metavar="RATE[@BITS]", help=f"the points, 6 bits unless given (default: "
+                    f"{' '.join(DEFAULT_POINTS)})")
+    ap.add_argument("--tuned", type=parse_point, nargs="*", metavar="RATE[@BITS]", help="the points also "
+                    "fine-tuned (default: all of --rates; about 10 minutes each here)")
     ap.add_argument("--work", default="../runs/rate", help="where the .sqz files are kept (reused when present)")
     ap.add_argument("--out", default=default_out("rate_accuracy"), help="output JSON (default: a new file)")
     args = ap.parse_args()
@@ -111,15 +127,15 @@ def main() -> None:
     sets = {s: shared / "data" / s for s in SETS}
     net = shared / "weights" / "deep-compression-squeezenet-v1.0" / "compressed_SqueezeNet.net"
     authors, work, train = load(net), Path(args.work), shared / "data" / "imagenette2" / "train"
-    result = {"recipe": RECIPE | {"bits": args.bits}, "knob": "rate", "nncodec_source": "recorded",
+    result = {"recipe": RECIPE, "knob": "rate (and bits: RATE@BITS)", "nncodec_source": "recorded",
               "nncodec": NNCODEC_RECORDED,
               "reference": {"name": "authors' 8-bit .net", "bytes": net.stat().st_size,
                             "accuracy": {s: accuracy(authors, d) for s, d in sets.items()}},
               "lossless": point("lossless re-encoding", reencode(authors, log=lambda m: None).data, sets, {}),
-              "untuned": [point(f"rate {r:g}, not fine-tuned", ours(authors, r, args.bits, train, work, False), sets,
-                                {"rate": r}) for r in args.rates],
-              "ours": [point(f"rate {r:g}", ours(authors, r, args.bits, train, work), sets, {"rate": r})
-                       for r in (args.rates if args.tuned is None else args.tuned)]}
+              "untuned": [point(f"rate {r:g}, {b} bits, not fine-tuned", ours(authors, r, b, train, work, False),
+                                sets, {"rate": r, "bits": b}) for r, b in args.rates],
+              "ours": [point(f"rate {r:g}, {b} bits", ours(authors, r, b, train, work), sets, {"rate": r, "bits": b})
+                       for r, b in (args.rates if args.tuned is None else args.tuned)]}
     out = Path(args.out)
     write_text(out, json.dumps(result, indent=1) + "\n")
     chart(result, out.with_suffix(".png"))

@@ -91,6 +91,7 @@ def test_every_train_flag_is_checked_against_its_range(tiny, tmp_path, flags, na
     (["evaluate", "imagenette", "--data", "d", "--image-size", "100000"], "--image-size"),
     (["compress", "imagenette", "--density", "0", "--out", "x.sqz"], "--density"),
     (["compress", "--weights", "imagenette", "--rdo", "--out", "x.sqz"], "--rdo"),
+    (["compress", "--weights", "imagenette", "--reassign", "--out", "x.sqz"], "--reassign"),
 ])
 def test_other_flags_are_checked_too(argv, named, capsys):
     assert _rc(argv) == 2

@@ -8,7 +8,15 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from squeezenet.compression.quantize import INITS, WeightSharing, kmeans_1d, quantize_model, quantize_tensor
+from squeezenet.compression.quantize import (
+    INITS,
+    WeightSharing,
+    kmeans_1d,
+    quantizable,
+    quantize_model,
+    quantize_tensor,
+    rd_lambdas,
+)
 from squeezenet.models.registry import create_model
 
 
@@ -65,7 +73,7 @@ def test_centroid_gradient_is_the_sum_of_its_weights_gradients():
     book = sharing.books[name]
     for c in range(1, 8):
         assert torch.allclose(book.grad[c - 1], grad[codes == c].sum(), atol=1e-5)
-    opt = torch.optim.SGD(sharing.centroids(), lr=0.1)
+    opt = torch.optim.SGD(sharing.parameters(), lr=0.1)
     opt.step()
     sharing.sync()
     w = model.get_parameter(name)
@@ -73,6 +81,37 @@ def test_centroid_gradient_is_the_sum_of_its_weights_gradients():
     assert len(torch.unique(w)) <= 8
     out = sharing.quantized()
     assert torch.equal(torch.from_numpy(out[name].weight), w.detach())
+
+
+def test_reassigning_weights_moves_them_between_levels_and_keeps_pruned_zero():
+    """With latent weights (`--reassign`), a step moves weights to other levels (zero is one), each to the level
+    of least (latent - level)^2 + lambda x bits, pruned positions stay zero, and the codes give the weights."""
+    torch.manual_seed(0)
+    model = create_model("squeezenet1_1", num_classes=10, base_e=16, incr_e=16)
+    name = "features.3.expand3x3.weight"
+    with torch.no_grad():
+        model.get_parameter(name).view(-1)[::3] = 0.0  # pruned positions
+    latent = {n: model.get_parameter(n).detach().clone() for n in quantizable(model)}
+    q = quantize_model(model, 4, "optimal", 1e-3, None, rdo=True)
+    sharing = WeightSharing(model, q, latent, rd_lambdas(model, 0.0))  # lambda 0: nearest level, zero included
+    before = sharing.codes[name].clone()
+    opt = torch.optim.Adam(sharing.parameters(), lr=1e-2)
+    for _ in range(3):
+        model(torch.randn(2, 3, 64, 64)).square().mean().backward()
+        sharing.accumulate()
+        opt.step()
+        opt.zero_grad()
+        sharing.sync()
+    codes, alive = sharing.codes[name], latent[name].flatten() != 0
+    assert (codes != before).sum() > 0
+    assert torch.all(codes[~alive] == 0)
+    table = torch.cat([torch.zeros(1), sharing.books[name].detach()])
+    nearest = (sharing.latent[name].detach()[:, None] - table).abs().argmin(1)
+    assert torch.equal(table[codes[alive]], table[nearest])  # ties between equal levels aside
+    out = sharing.quantized()[name]
+    assert torch.equal(torch.from_numpy(out.weight), model.get_parameter(name).detach())
+    with pytest.raises(ValueError, match="latent"):
+        WeightSharing(model, q, latent)
 
 
 def test_bad_bits_and_init_are_errors():

@@ -46,6 +46,9 @@ class CompressOptions:
     retrain_epochs: float = option(0.0, low=0.0, high=1000.0, help="retraining after pruning (gradual, AGP) "
                                    "and/or SVD")
     finetune_epochs: float = option(0.0, low=0.0, high=1000.0, help="centroid fine-tuning after quantization")
+    reassign: bool = option(False, help="with --finetune-epochs: the weights train too (straight through the "
+                            "quantizer) and are re-assigned to the levels, zero included, at every step by --rate's "
+                            "cost")
     loss: str = option("distill", choices=LOSSES, help="soft targets from the uncompressed model, labels, or both")
     temperature: float = option(2.0, low=0.05, high=100.0, help="distillation temperature")
     lr_retrain: float = option(1e-4, low=1e-10, high=1.0, help="Adam learning rate of retraining")
@@ -72,6 +75,8 @@ class CompressOptions:
             raise ConfigError("epochs, fisher_batches and rate must be >= 0 and batch_size >= 1")
         if self.rdo and not self.rate:
             raise ConfigError("--rdo needs --rate > 0 (and --init optimal)")
+        if self.reassign and not self.finetune_epochs:
+            raise ConfigError("--reassign needs --finetune-epochs > 0")
 
 
 @dataclass

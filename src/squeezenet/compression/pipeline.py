@@ -31,7 +31,7 @@ from squeezenet.compression.prune import (
     std_densities,
     table1_densities,
 )
-from squeezenet.compression.quantize import WeightSharing, layer_bits, quantize_model
+from squeezenet.compression.quantize import WeightSharing, layer_bits, quantizable, quantize_model, rd_lambdas
 from squeezenet.compression.sizes import fp32_layers, sparse_fp32_bytes
 from squeezenet.data.folders import training_images
 from squeezenet.errors import SqueezeNetError
@@ -99,15 +99,19 @@ def _prune_and_retrain(model: nn.Module, teacher: nn.Module, batches, opts: Comp
 
 
 def _quantize(model: nn.Module, teacher: nn.Module, batches, opts: CompressOptions, steps: int) -> dict:
-    """Weight sharing (Fisher-weighted when asked), then the centroids fine-tuned for `steps` batches."""
+    """Weight sharing (Fisher-weighted when asked), then the centroids (and with `reassign` the weights, from
+    their values before quantization) fine-tuned for `steps` batches."""
     importance = fisher(model, batches, opts.fisher_batches) if opts.fisher_batches else None
     bits = opts.bits if opts.fc_bits is None else layer_bits(model, opts.bits, opts.fc_bits)
+    latent = {n: model.get_parameter(n).detach().clone() for n in quantizable(model)} if opts.reassign else None
+    lambdas = rd_lambdas(model, opts.rate, importance) if opts.reassign else None
     quantized = quantize_model(model, bits, opts.init, opts.rate, importance, opts.rdo)
     if steps:
-        sharing = WeightSharing(model, quantized)
+        sharing = WeightSharing(model, quantized, latent, lambdas)
         biases = [p for n, p in model.named_parameters() if n not in quantized]
-        train_steps(model, teacher, batches, sharing.centroids() + biases, steps, opts.lr_finetune, opts,
-                    after_backward=sharing.accumulate, after_step=sharing.sync, desc="fine-tuning the centroids")
+        train_steps(model, teacher, batches, sharing.parameters() + biases, steps, opts.lr_finetune, opts,
+                    after_backward=sharing.accumulate, after_step=sharing.sync,
+                    desc="fine-tuning the weights and centroids" if opts.reassign else "fine-tuning the centroids")
         quantized = sharing.quantized()
     return quantized
 

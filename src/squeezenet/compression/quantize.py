@@ -129,6 +129,22 @@ RD_ITERS = 4  # assignment / centroid rounds of `rd_assign`
 RD_CHUNK = 1 << 16  # weights costed against every level at once
 
 
+def _code_bits(code: torch.Tensor, n_levels: int, positions: int) -> torch.Tensor:
+    """Ideal code length of each level, -log2 of its share of the tensor's positions; the positions `code` does
+    not cover (pruned) count as zeros, and an unused level stays possible."""
+    n = torch.bincount(code, minlength=n_levels).double()
+    n[0] += positions - code.numel()
+    return -torch.log2((n + 0.5) / (positions + 0.5 * n_levels))
+
+
+def _rd_codes(v: torch.Tensor, levels: torch.Tensor, im: torch.Tensor | float, rate_bits: torch.Tensor
+              ) -> torch.Tensor:
+    """Index of the level of least `im * (v - level)^2 + rate_bits[level]` for each value."""
+    im = torch.as_tensor(im, dtype=v.dtype).expand_as(v)
+    return torch.cat([(im[i:i + RD_CHUNK, None] * (v[i:i + RD_CHUNK, None] - levels) ** 2 + rate_bits).argmin(1)
+                      for i in range(0, len(v), RD_CHUNK)])
+
+
 def rd_assign(w: torch.Tensor, centroids: torch.Tensor, imp: torch.Tensor | None,
               penalty: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Rate-distortion optimised codes (NNC's RDOQ idea, with our codebook): each surviving weight takes the level,
@@ -145,12 +161,8 @@ def rd_assign(w: torch.Tensor, centroids: torch.Tensor, imp: torch.Tensor | None
     c = centroids.clone()
     code = assign(v, c).long()
     for _ in range(RD_ITERS):
-        n = torch.bincount(code, minlength=len(c) + 1).double()
-        n[0] += w.numel() - v.numel()  # pruned positions are zeros too
-        bits = -torch.log2((n + 0.5) / (w.numel() + 0.5 * len(n)))  # an unused level stays possible
         levels = torch.cat([c.new_zeros(1), c])
-        code = torch.cat([(im[i:i + RD_CHUNK, None] * (v[i:i + RD_CHUNK, None] - levels) ** 2
-                           + penalty * bits).argmin(1) for i in range(0, len(v), RD_CHUNK)])
+        code = _rd_codes(v, levels, im, penalty * _code_bits(code, len(levels), w.numel()))
         mass = torch.zeros(len(levels), dtype=torch.float64).scatter_add_(0, code, im)
         sums = torch.zeros(len(levels), dtype=torch.float64).scatter_add_(0, code, im * v)
         c = torch.where(mass[1:] > 0, sums[1:] / mass[1:].clamp(min=1e-300), c).half().double()
@@ -159,6 +171,32 @@ def rd_assign(w: torch.Tensor, centroids: torch.Tensor, imp: torch.Tensor | None
     codes = torch.zeros(w.shape, dtype=torch.long)
     codes[nz] = rank[code]
     return codes.to(torch.uint8), c[order]
+
+
+def _tensor_scale(v: torch.Tensor, imp: torch.Tensor | None) -> float:
+    """Mean importance * w^2 of the surviving weights `v`: the squared error one unit of `rate` buys a bit for."""
+    return float(((imp if imp is not None else 1.0) * v.double() ** 2).mean()) if v.numel() else 0.0
+
+
+def _network_scale(model: nn.Module, importance: dict[str, torch.Tensor] | None) -> float | None:
+    """With importance, one scale for the whole network (over all layers), so bits go where the loss needs them."""
+    if importance is None:
+        return None
+    ws = [model.get_parameter(n).detach().double() for n in quantizable(model)]
+    num = sum(float((importance[n].double() * w ** 2).sum()) for n, w in zip(quantizable(model), ws, strict=True))
+    return num / sum(int((w != 0).sum()) for w in ws)
+
+
+def rd_lambdas(model: nn.Module, rate: float, importance: dict[str, torch.Tensor] | None = None) -> dict[str, float]:
+    """Per weight tensor, the squared error a bit is worth in `rd_assign`'s cost divided by the layer's mean
+    importance: (w - level)^2 + lambda * bits ranks the levels as `quantize_model` with `rdo` does."""
+    scale, out = _network_scale(model, importance), {}
+    for n in quantizable(model):
+        w = model.get_parameter(n).detach()
+        imp = None if importance is None else importance[n][w != 0]
+        mean = float(imp.double().mean()) if imp is not None and imp.numel() else 1.0
+        out[n] = rate * (_tensor_scale(w[w != 0], imp) if scale is None else scale) / mean
+    return out
 
 
 def quantize_tensor(w: torch.Tensor, bits: int = 6, init: str = "linear", rate: float = 0.0,
@@ -176,8 +214,7 @@ def quantize_tensor(w: torch.Tensor, bits: int = 6, init: str = "linear", rate: 
         raise ConfigError("rate-distortion optimised assignment (rdo) needs a rate > 0")
     nz = w != 0
     imp = None if importance is None else importance[nz]
-    if scale is None:
-        scale = float(((imp if imp is not None else 1.0) * w[nz].double() ** 2).mean()) if nz.any() else 0.0
+    scale = _tensor_scale(w[nz], imp) if scale is None else scale
     c = kmeans_1d(w[nz], (1 << bits) - 1, init, importance=imp, penalty=rate * scale).half().double()
     codes, c = rd_assign(w, c, imp, rate * scale) if rdo else (assign(w, c), c)
     book = np.concatenate([[0.0], c.numpy()]).astype(np.float32)
@@ -202,13 +239,8 @@ def quantize_model(model: nn.Module, bits: int | dict[str, int] = 6, init: str =
     With `importance` (e.g. `compress.fisher`), squared errors are importance-weighted and one `rate` scale holds
     for the whole network (the mean importance * w^2 over all layers), so bits go where the loss needs them.
     """
-    names = quantizable(model)
-    scale = None
-    if importance is not None:
-        num = sum(float((importance[n].double() * model.get_parameter(n).detach().double() ** 2).sum()) for n in names)
-        scale = num / sum(int((model.get_parameter(n) != 0).sum()) for n in names)
-    out = {}
-    for name in names:
+    scale, out = _network_scale(model, importance), {}
+    for name in quantizable(model):
         b = bits.get(name, 6) if isinstance(bits, dict) else bits
         p = model.get_parameter(name)
         q = quantize_tensor(p.data, b, init, rate, None if importance is None else importance[name], scale, rdo)
@@ -221,20 +253,29 @@ class WeightSharing:
     """Centroid fine-tuning: after `backward`, `accumulate` turns weight gradients into centroid gradients;
     after the optimizer steps the centroids, `sync` writes the shared values back into the weights.
 
-    The optimizer is given `centroids()` (and whatever unshared parameters should train, e.g. biases) but never
-    the shared weights themselves.
+    The optimizer is given `parameters()` (and whatever unshared parameters should train, e.g. biases) but never
+    the shared weights themselves. With `latent` (the weights before quantization) and `lambdas` (`rd_lambdas`),
+    the weights train too: each latent weight gets its shared weight's gradient (straight through the
+    quantizer) and `sync` re-assigns it to the level, zero included, of least (latent - level)^2 + lambda * bits,
+    so fine-tuning also moves weights between levels instead of only moving the levels. Pruned positions stay zero.
     """
 
-    def __init__(self, model: nn.Module, quantized: dict[str, Quantized]) -> None:
+    def __init__(self, model: nn.Module, quantized: dict[str, Quantized], latent: dict[str, torch.Tensor] | None = None,
+                 lambdas: dict[str, float] | None = None) -> None:
+        if (latent is None) != (lambdas is None):
+            raise ConfigError("re-assigning weights needs both the latent weights and their lambdas")
         self.model = model
         self.codes = {n: torch.from_numpy(q.codes.astype(np.int64)).flatten() for n, q in quantized.items()}
         self.bits = {n: q.bits for n, q in quantized.items()}
         self.books = {n: nn.Parameter(torch.from_numpy(q.codebook[1:].astype(np.float32)).clone())
                       for n, q in quantized.items()}
+        self.alive = {} if latent is None else {n: latent[n].flatten() != 0 for n in quantized}
+        self.latent = {n: nn.Parameter(latent[n].flatten()[a].float().clone()) for n, a in self.alive.items()}
+        self.lambdas = lambdas or {}
         self.sync()
 
-    def centroids(self) -> list[nn.Parameter]:
-        return list(self.books.values())
+    def parameters(self) -> list[nn.Parameter]:
+        return [*self.books.values(), *self.latent.values()]
 
     def accumulate(self) -> None:
         for n, book in self.books.items():
@@ -243,12 +284,17 @@ class WeightSharing:
                 continue
             g = torch.zeros(book.numel() + 1).scatter_add_(0, self.codes[n], p.grad.flatten())
             book.grad = g[1:].clone() if book.grad is None else book.grad + g[1:]
+            if n in self.latent:
+                self.latent[n].grad = p.grad.flatten()[self.alive[n]].clone()
             p.grad = None
 
     @torch.no_grad()
     def sync(self) -> None:
         for n, book in self.books.items():
             table = torch.cat([book.new_zeros(1), book])
+            if n in self.latent:
+                bits = _code_bits(self.codes[n], len(table), self.codes[n].numel()).float()
+                self.codes[n][self.alive[n]] = _rd_codes(self.latent[n], table, 1.0, self.lambdas[n] * bits)
             p = self.model.get_parameter(n)
             p.copy_(table[self.codes[n]].view_as(p))
 
