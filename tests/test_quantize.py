@@ -10,13 +10,13 @@ from hypothesis import strategies as st
 
 from squeezenet.compression.quantize import (
     INITS,
-    WeightSharing,
     kmeans_1d,
     quantizable,
     quantize_model,
     quantize_tensor,
     rd_lambdas,
 )
+from squeezenet.compression.sharing import WeightSharing
 from squeezenet.models.registry import create_model
 
 

@@ -3,7 +3,7 @@
 # Imagenette *train* images to OUT.sqz, then its figures on both ImageNet sets (`squeezenet evaluate --json`, Caffe's
 # protocol). The recipe is benchmarks/rate_accuracy.py's, at the rate of its curve that lands under 300,000 bytes:
 # rate-distortion assignment, then fine-tuning that also re-assigns each weight's level (--reassign).
-# Usage: results/compress/headline.sh OUT.sqz   (one fine-tuned point of the curve: about 6 minutes of compression
+# Usage: results/compress/headline.sh OUT.sqz   (one fine-tuned point of the curve: about 8 minutes of compression
 # on 2 cores; SQUEEZENET_SHARED overrides ../shared)
 set -euo pipefail
 [ $# -eq 1 ] || { echo "usage: $0 OUT.sqz" >&2; exit 2; }

@@ -31,7 +31,8 @@ from squeezenet.compression.prune import (
     std_densities,
     table1_densities,
 )
-from squeezenet.compression.quantize import WeightSharing, layer_bits, quantizable, quantize_model, rd_lambdas
+from squeezenet.compression.quantize import layer_bits, quantizable, quantize_model, rd_lambdas
+from squeezenet.compression.sharing import WeightSharing
 from squeezenet.compression.sizes import fp32_layers, sparse_fp32_bytes
 from squeezenet.data.folders import training_images
 from squeezenet.errors import SqueezeNetError

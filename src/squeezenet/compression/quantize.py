@@ -5,8 +5,7 @@ reserved for zero, so pruning survives quantization. Linear initialization (even
 is the default because it keeps the rare large weights that matter most (Han et al., Fig. 4); k-means++ and
 density (quantile) initialization are there for comparison, and `optimal` starts Lloyd from the exact
 least-squares solution (dynamic programming), which matters when re-clustering an already quantized model.
-`WeightSharing` then fine-tunes the centroids: each moves by the summed gradient of the weights assigned to it,
-and zeros stay zero.
+`sharing.WeightSharing` then fine-tunes them.
 """
 
 from __future__ import annotations
@@ -129,7 +128,7 @@ RD_ITERS = 4  # assignment / centroid rounds of `rd_assign`
 RD_CHUNK = 1 << 16  # weights costed against every level at once
 
 
-def _code_bits(code: torch.Tensor, n_levels: int, positions: int) -> torch.Tensor:
+def code_bits(code: torch.Tensor, n_levels: int, positions: int) -> torch.Tensor:
     """Ideal code length of each level, -log2 of its share of the tensor's positions; the positions `code` does
     not cover (pruned) count as zeros, and an unused level stays possible."""
     n = torch.bincount(code, minlength=n_levels).double()
@@ -137,7 +136,7 @@ def _code_bits(code: torch.Tensor, n_levels: int, positions: int) -> torch.Tenso
     return -torch.log2((n + 0.5) / (positions + 0.5 * n_levels))
 
 
-def _rd_codes(v: torch.Tensor, levels: torch.Tensor, im: torch.Tensor | float, rate_bits: torch.Tensor
+def rd_codes(v: torch.Tensor, levels: torch.Tensor, im: torch.Tensor | float, rate_bits: torch.Tensor
               ) -> torch.Tensor:
     """Index of the level of least `im * (v - level)^2 + rate_bits[level]` for each value."""
     im = torch.as_tensor(im, dtype=v.dtype).expand_as(v)
@@ -162,7 +161,7 @@ def rd_assign(w: torch.Tensor, centroids: torch.Tensor, imp: torch.Tensor | None
     code = assign(v, c).long()
     for _ in range(RD_ITERS):
         levels = torch.cat([c.new_zeros(1), c])
-        code = _rd_codes(v, levels, im, penalty * _code_bits(code, len(levels), w.numel()))
+        code = rd_codes(v, levels, im, penalty * code_bits(code, len(levels), w.numel()))
         mass = torch.zeros(len(levels), dtype=torch.float64).scatter_add_(0, code, im)
         sums = torch.zeros(len(levels), dtype=torch.float64).scatter_add_(0, code, im * v)
         c = torch.where(mass[1:] > 0, sums[1:] / mass[1:].clamp(min=1e-300), c).half().double()
@@ -247,64 +246,3 @@ def quantize_model(model: nn.Module, bits: int | dict[str, int] = 6, init: str =
         p.data.copy_(torch.from_numpy(q.weight))
         out[name] = q
     return out
-
-
-class WeightSharing:
-    """Centroid fine-tuning: after `backward`, `accumulate` turns weight gradients into centroid gradients;
-    after the optimizer steps the centroids, `sync` writes the shared values back into the weights.
-
-    The optimizer is given `parameters()` (and whatever unshared parameters should train, e.g. biases) but never
-    the shared weights themselves. With `latent` (the weights before quantization) and `lambdas` (`rd_lambdas`),
-    the weights train too: each latent weight gets its shared weight's gradient (straight through the
-    quantizer) and `sync` re-assigns it to the level, zero included, of least (latent - level)^2 + lambda * bits,
-    so fine-tuning also moves weights between levels instead of only moving the levels. Pruned positions stay zero.
-    """
-
-    def __init__(self, model: nn.Module, quantized: dict[str, Quantized], latent: dict[str, torch.Tensor] | None = None,
-                 lambdas: dict[str, float] | None = None) -> None:
-        if (latent is None) != (lambdas is None):
-            raise ConfigError("re-assigning weights needs both the latent weights and their lambdas")
-        self.model = model
-        self.codes = {n: torch.from_numpy(q.codes.astype(np.int64)).flatten() for n, q in quantized.items()}
-        self.bits = {n: q.bits for n, q in quantized.items()}
-        self.books = {n: nn.Parameter(torch.from_numpy(q.codebook[1:].astype(np.float32)).clone())
-                      for n, q in quantized.items()}
-        self.alive = {} if latent is None else {n: latent[n].flatten() != 0 for n in quantized}
-        self.latent = {n: nn.Parameter(latent[n].flatten()[a].float().clone()) for n, a in self.alive.items()}
-        self.lambdas = lambdas or {}
-        self.sync()
-
-    def parameters(self) -> list[nn.Parameter]:
-        return [*self.books.values(), *self.latent.values()]
-
-    def accumulate(self) -> None:
-        for n, book in self.books.items():
-            p = self.model.get_parameter(n)
-            if p.grad is None:
-                continue
-            g = torch.zeros(book.numel() + 1).scatter_add_(0, self.codes[n], p.grad.flatten())
-            book.grad = g[1:].clone() if book.grad is None else book.grad + g[1:]
-            if n in self.latent:
-                self.latent[n].grad = p.grad.flatten()[self.alive[n]].clone()
-            p.grad = None
-
-    @torch.no_grad()
-    def sync(self) -> None:
-        for n, book in self.books.items():
-            table = torch.cat([book.new_zeros(1), book])
-            if n in self.latent:
-                bits = _code_bits(self.codes[n], len(table), self.codes[n].numel()).float()
-                self.codes[n][self.alive[n]] = _rd_codes(self.latent[n], table, 1.0, self.lambdas[n] * bits)
-            p = self.model.get_parameter(n)
-            p.copy_(table[self.codes[n]].view_as(p))
-
-    def quantized(self) -> dict[str, Quantized]:
-        """The current codes and codebooks, codebooks rounded to fp16 (and the model synced to them)."""
-        with torch.no_grad():
-            for book in self.books.values():
-                book.copy_(book.half().float())
-        self.sync()
-        return {n: Quantized(self.codes[n].view_as(self.model.get_parameter(n)).numpy().astype(np.uint8),
-                             np.concatenate([[0.0], self.books[n].detach().numpy()]).astype(np.float32),
-                             self.bits[n])
-                for n in self.books}

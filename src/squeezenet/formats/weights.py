@@ -63,14 +63,15 @@ def skeleton(arch: str, config: dict) -> nn.Module:
 
 
 @functools.lru_cache(maxsize=64)
-def _shapes(arch: str, config_json: str) -> tuple[tuple[str, tuple[int, ...]], ...]:
-    return tuple((k, tuple(v.shape)) for k, v in skeleton(arch, json.loads(config_json)).state_dict().items())
+def _facts(arch: str, config_json: str) -> tuple[tuple[tuple[str, tuple[int, ...]], ...], int]:
+    model = skeleton(arch, json.loads(config_json))
+    return tuple((k, tuple(v.shape)) for k, v in model.state_dict().items()), model.num_classes
 
 
 def state_shapes(arch: str, config: dict) -> tuple[tuple[str, tuple[int, ...]], ...]:
     """The state_dict's (name, shape) pairs of `arch` and `config`, in order; remembered, as every file read
     checks them (building even a meta-device skeleton costs more than decoding a layer)."""
-    return _shapes(arch, json.dumps(config, sort_keys=True))
+    return _facts(arch, json.dumps(config, sort_keys=True))[0]
 
 
 def mismatch(expected: dict[str, tuple[int, ...]], shapes: dict[str, tuple[int, ...]]) -> str | None:
@@ -114,7 +115,7 @@ class Quantized:
 
     @property
     def weight(self) -> np.ndarray:
-        return self.codebook[self.codes].astype(np.float32)
+        return self.codebook[self.codes].astype(np.float32, copy=False)
 
 
 @dataclass
@@ -191,7 +192,7 @@ class Weights:
         if not isinstance(arch, str) or arch not in ARCHS or not isinstance(config, dict):
             raise bad(f"arch must be one of {', '.join(ARCHS)} with a config object")
         try:
-            outputs = skeleton(arch, config).num_classes
+            outputs = _facts(arch, json.dumps(config, sort_keys=True))[1]  # remembered, as state_shapes
         except SqueezeNetError as e:
             raise bad(str(e)) from None
         classes, class_ids = header.get("classes"), header.get("class_ids")
