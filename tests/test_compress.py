@@ -10,6 +10,7 @@ import torch
 
 import squeezenet
 from squeezenet.cli import main
+from squeezenet.compression.finetune import Batches
 from squeezenet.compression.lowrank import factorize
 from squeezenet.compression.options import CompressOptions
 from squeezenet.compression.pipeline import compress
@@ -54,6 +55,20 @@ def test_full_pipeline_keeps_masks_and_codes(tiny, imagenette, tmp_path, monkeyp
     assert f"{sum(r['params'] for r in rep['layers']):,}" in total and f"{sum(r['bytes'] for r in rep['layers']):,}" \
         in total
     assert any(line.startswith(f"file: {len(res.data):,} bytes") for line in text)
+
+
+def test_mixup_blends_two_real_images_and_the_fisher_batches_are_not_blended(tiny, imagenette, tmp_path,
+                                                                            monkeypatch):
+    monkeypatch.setenv("SQUEEZENET_CACHE", str(tmp_path / "cache"))
+    w, _ = tiny
+    plain, mixed = (Batches(w, imagenette / "train", CompressOptions(batch_size=8, train_limit=16, mixup=m))
+                    for m in (0.0, 0.4))
+    assert torch.equal(plain()[0], mixed(mix=False)[0])  # what `fisher` draws: the images as they are
+    x, y = plain()
+    xm, ym = mixed()
+    assert torch.equal(y, ym) and not torch.equal(x, xm)
+    means, mixed_means = x.mean((1, 2, 3)), xm.mean((1, 2, 3))  # each blend lies between the batch's images
+    assert bool(((mixed_means >= means.min() - 1e-4) & (mixed_means <= means.max() + 1e-4)).all())
 
 
 def test_cli_compress_json_and_errors(tiny, tmp_path, capsys, imagenette):

@@ -92,6 +92,8 @@ def test_every_train_flag_is_checked_against_its_range(tiny, tmp_path, flags, na
     (["compress", "imagenette", "--density", "0", "--out", "x.sqz"], "--density"),
     (["compress", "--weights", "imagenette", "--rdo", "--out", "x.sqz"], "--rdo"),
     (["compress", "--weights", "imagenette", "--reassign", "--out", "x.sqz"], "--reassign"),
+    (["compress", "--weights", "imagenette", "--anchor", "1", "--out", "x.sqz"], "--anchor"),
+    (["compress", "--weights", "imagenette", "--mixup", "0.4", "--loss", "both", "--out", "x.sqz"], "--mixup"),
 ])
 def test_other_flags_are_checked_too(argv, named, capsys):
     assert _rc(argv) == 2

@@ -83,6 +83,17 @@ def test_centroid_gradient_is_the_sum_of_its_weights_gradients():
     assert torch.equal(torch.from_numpy(out[name].weight), w.detach())
 
 
+def _train(model, sharing: WeightSharing, steps: int, lr: float) -> None:
+    """Adam steps on the shared weights (and latent ones) with a made-up loss on random inputs."""
+    opt = torch.optim.Adam(sharing.parameters(), lr=lr)
+    for _ in range(steps):
+        model(torch.randn(2, 3, 64, 64)).square().mean().backward()
+        sharing.accumulate()
+        opt.step()
+        opt.zero_grad()
+        sharing.sync()
+
+
 def test_reassigning_weights_moves_them_between_levels_and_keeps_pruned_zero():
     """With latent weights (`--reassign`), a step moves weights to other levels (zero is one), each to the level
     of least (latent - level)^2 + lambda x bits, pruned positions stay zero, and the codes give the weights."""
@@ -95,13 +106,7 @@ def test_reassigning_weights_moves_them_between_levels_and_keeps_pruned_zero():
     q = quantize_model(model, 4, "optimal", 1e-3, None, rdo=True)
     sharing = WeightSharing(model, q, latent, rd_lambdas(model, 0.0))  # lambda 0: nearest level, zero included
     before = sharing.codes[name].clone()
-    opt = torch.optim.Adam(sharing.parameters(), lr=1e-2)
-    for _ in range(3):
-        model(torch.randn(2, 3, 64, 64)).square().mean().backward()
-        sharing.accumulate()
-        opt.step()
-        opt.zero_grad()
-        sharing.sync()
+    _train(model, sharing, 3, lr=1e-2)
     codes, alive = sharing.codes[name], latent[name].flatten() != 0
     assert (codes != before).sum() > 0
     assert torch.all(codes[~alive] == 0)
@@ -112,6 +117,22 @@ def test_reassigning_weights_moves_them_between_levels_and_keeps_pruned_zero():
     assert torch.equal(torch.from_numpy(out.weight), model.get_parameter(name).detach())
     with pytest.raises(ValueError, match="latent"):
         WeightSharing(model, q, latent)
+
+
+def test_the_anchor_holds_the_weights_near_their_uncompressed_values():
+    """`pull` adds pull x (latent - start)^2 to the loss: the same steps drift the latent weights less."""
+    drift = {}
+    for pull in (0.0, 1e4):
+        torch.manual_seed(0)
+        model = create_model("squeezenet1_1", num_classes=10, base_e=16, incr_e=16)
+        latent = {n: model.get_parameter(n).detach().clone() for n in quantizable(model)}
+        q = quantize_model(model, 4, "optimal", 1e-3, None, rdo=True)
+        pulls = {n: torch.full_like(w, pull) for n, w in latent.items()} if pull else None
+        sharing = WeightSharing(model, q, latent, rd_lambdas(model, 0.0), pulls)
+        _train(model, sharing, 5, lr=1e-3)
+        drift[pull] = sum(float((sharing.latent[n].detach() - latent[n].flatten()[latent[n].flatten() != 0])
+                                .abs().sum()) for n in sharing.latent)
+    assert 0 < drift[1e4] < 0.5 * drift[0.0]
 
 
 def test_bad_bits_and_init_are_errors():

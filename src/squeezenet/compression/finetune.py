@@ -25,8 +25,9 @@ from squeezenet.data.folders import list_samples
 from squeezenet.formats.weights import Weights
 
 
-class _Batches:
-    """Random augmented batches (random resized crop, flip) from the decoded-image cache, uint8 -> normalized."""
+class Batches:
+    """Random augmented batches (random resized crop, flip; with `mixup`, blends of two images) from the
+    decoded-image cache, uint8 -> normalized."""
 
     def __init__(self, weights: Weights, data_dir: str | Path, opts: CompressOptions) -> None:
         samples = list_samples(data_dir, weights.class_ids or weights.classes)
@@ -35,13 +36,17 @@ class _Batches:
         self.decoded = decode_cached(samples, self.pre.crop_size, warp=self.pre.resize_mode == "warp")
         self.gen = torch.Generator().manual_seed(opts.seed)
         self.batch_size = opts.batch_size
+        self.mixup, self.rng = opts.mixup, np.random.default_rng(opts.seed)
 
-    def __call__(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, mix: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         idx = torch.randint(len(self.decoded), (self.batch_size,), generator=self.gen).sort().values.numpy()
         x = torch.from_numpy(np.ascontiguousarray(self.decoded.images[idx])).permute(0, 3, 1, 2)
         theta = random_resized_crop_params(len(idx), self.gen, scale=(0.35, 1.0))
-        x = random_resized_crop(x, self.pre.crop_size, theta)
-        return self.pre.normalize(x).contiguous(memory_format=torch.channels_last), \
+        x = self.pre.normalize(random_resized_crop(x, self.pre.crop_size, theta))
+        if self.mixup and mix:
+            lam = torch.from_numpy(self.rng.beta(self.mixup, self.mixup, (len(idx), 1, 1, 1)).astype(np.float32))
+            x = lam * x + (1 - lam) * x[torch.randperm(len(idx), generator=self.gen)]
+        return x.contiguous(memory_format=torch.channels_last), \
             torch.from_numpy(self.decoded.labels[idx])
 
 
@@ -87,7 +92,7 @@ def fisher(model: nn.Module, batches: Callable, n_batches: int) -> dict[str, tor
     acc = [torch.zeros_like(p) for p in params]
     model.eval()
     for _ in progress.bar(range(n_batches), desc="Fisher information", unit="batch", leave=False):
-        x, _ = batches()
+        x, _ = batches(mix=False)
         out = model(x)
         y = torch.multinomial(F.softmax(out.detach().float(), 1), 1).squeeze(1)
         for a, g in zip(acc, torch.autograd.grad(F.cross_entropy(out, y), params), strict=True):

@@ -49,6 +49,10 @@ class CompressOptions:
     reassign: bool = option(False, help="with --finetune-epochs: the weights train too (straight through the "
                             "quantizer) and are re-assigned to the levels, zero included, at every step by --rate's "
                             "cost")
+    anchor: float = option(0.0, low=0.0, high=1e6, help="with --reassign and --fisher-batches: pull the weights "
+                           "toward their uncompressed values, ANCHOR x the Fisher-weighted squared distance")
+    mixup: float = option(0.0, low=0.0, high=100.0, help="with --loss distill: blend each training image with "
+                          "another by a Beta(MIXUP, MIXUP) weight, so the teacher's targets span more classes")
     loss: str = option("distill", choices=LOSSES, help="soft targets from the uncompressed model, labels, or both")
     temperature: float = option(2.0, low=0.05, high=100.0, help="distillation temperature")
     lr_retrain: float = option(1e-4, low=1e-10, high=1.0, help="Adam learning rate of retraining")
@@ -77,6 +81,10 @@ class CompressOptions:
             raise ConfigError("--rdo needs --rate > 0 (and --init optimal)")
         if self.reassign and not self.finetune_epochs:
             raise ConfigError("--reassign needs --finetune-epochs > 0")
+        if self.anchor and not (self.reassign and self.fisher_batches):
+            raise ConfigError("--anchor needs --reassign and --fisher-batches > 0")
+        if self.mixup and self.loss != "distill":
+            raise ConfigError("--mixup needs --loss distill (a blend has no single label)")
 
 
 @dataclass

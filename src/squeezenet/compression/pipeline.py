@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from squeezenet.compression.finetune import _Batches, fisher, train_steps
+from squeezenet.compression.finetune import Batches, fisher, train_steps
 from squeezenet.compression.lowrank import factorize, parse_ranks
 from squeezenet.compression.options import CompressOptions, Result
 from squeezenet.compression.prune import (
@@ -108,7 +108,8 @@ def _quantize(model: nn.Module, teacher: nn.Module, batches, opts: CompressOptio
     lambdas = rd_lambdas(model, opts.rate, importance) if opts.reassign else None
     quantized = quantize_model(model, bits, opts.init, opts.rate, importance, opts.rdo)
     if steps:
-        sharing = WeightSharing(model, quantized, latent, lambdas)
+        pull = {n: opts.anchor * f for n, f in importance.items()} if opts.anchor else None
+        sharing = WeightSharing(model, quantized, latent, lambdas, pull)
         biases = [p for n, p in model.named_parameters() if n not in quantized]
         train_steps(model, teacher, batches, sharing.parameters() + biases, steps, opts.lr_finetune, opts,
                     after_backward=sharing.accumulate, after_step=sharing.sync,
@@ -126,7 +127,7 @@ def compress(weights: Weights, opts: CompressOptions, data_dir: str | Path | Non
         raise SqueezeNetError("retraining, fine-tuning and Fisher weighting need --data (training images)")
     torch.manual_seed(opts.seed)
     teacher = weights.build()
-    batches = _Batches(weights, training_images(data_dir), opts) if training else None
+    batches = Batches(weights, training_images(data_dir), opts) if training else None
 
     def steps(epochs: float) -> int:
         return math.ceil(epochs * len(batches.decoded) / opts.batch_size) if epochs > 0 else 0

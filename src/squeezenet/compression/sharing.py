@@ -21,10 +21,13 @@ class WeightSharing:
     the weights train too: each latent weight gets its shared weight's gradient (straight through the
     quantizer) and `sync` re-assigns it to the level, zero included, of least (latent - level)^2 + lambda * bits,
     so fine-tuning also moves weights between levels instead of only moving the levels. Pruned positions stay zero.
+    `pull` (per tensor, a weight per element, e.g. anchor x Fisher) adds pull x (latent - start)^2 to the loss:
+    the weights are held near the uncompressed model, whose 1000-class behaviour a 10-class fine-tuning set
+    cannot show.
     """
 
     def __init__(self, model: nn.Module, quantized: dict[str, Quantized], latent: dict[str, torch.Tensor] | None = None,
-                 lambdas: dict[str, float] | None = None) -> None:
+                 lambdas: dict[str, float] | None = None, pull: dict[str, torch.Tensor] | None = None) -> None:
         if (latent is None) != (lambdas is None):
             raise ConfigError("re-assigning weights needs both the latent weights and their lambdas")
         self.model = model
@@ -35,6 +38,8 @@ class WeightSharing:
         self.alive = {} if latent is None else {n: latent[n].flatten() != 0 for n in quantized}
         self.latent = {n: nn.Parameter(latent[n].flatten()[a].float().clone()) for n, a in self.alive.items()}
         self.lambdas = lambdas or {}
+        self.start = {n: v.detach().clone() for n, v in self.latent.items()} if pull else {}
+        self.pull = {n: pull[n].flatten()[a].float() for n, a in self.alive.items()} if pull else {}
         self.sync()
 
     def parameters(self) -> list[nn.Parameter]:
@@ -49,6 +54,8 @@ class WeightSharing:
             book.grad = g[1:].clone() if book.grad is None else book.grad + g[1:]
             if n in self.latent:
                 self.latent[n].grad = p.grad.flatten()[self.alive[n]].clone()
+                if n in self.pull:
+                    self.latent[n].grad += 2 * self.pull[n] * (self.latent[n].detach() - self.start[n])
             p.grad = None
 
     @torch.no_grad()
