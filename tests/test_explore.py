@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from squeezenet.errors import SqueezeNetError
+from squeezenet.cli import main
 from squeezenet.experiments import explore
 
 
@@ -34,30 +34,31 @@ def test_plans_follow_the_paper(tmp_path):
         explore.plan("spiral", tmp_path)
 
 
-def test_sweep_runs_and_resumes_without_rerunning(tiny_data, tmp_path):
+def test_sweep_runs_and_resumes_without_rerunning(tiny_data, tmp_path, capsys):
+    """A sweep is a study of enqueued configurations (OUT's journal): run again, it trains nothing; a sweep sharing
+    the runs folder reuses a configuration trained with the same arguments and refuses one trained otherwise."""
     out = tmp_path / "sweep"
+    args = ["--data", str(tiny_data), "--epochs", "1", "--image-size", "32", "--batch-size", "8", "--cache-dir",
+            str(tmp_path / "c")]
+    assert main(["--quiet", "explore", "--sweep", "sr", "--values", "0.125", "0.25", "--out", str(out),
+                 "--workers", "2", *args]) == 0
     trials = explore.plan("sr", out, ["0.125", "0.25"])
-    train_args = ["--epochs", "1", "--image-size", "32", "--batch-size", "8", "--cache-dir", str(tmp_path / "c")]
-    # an interrupted sweep: only the first configuration finished
-    assert [r["ok"] for r in explore.run(trials[:1], tiny_data, train_args, log=lambda s: None)] == [True]
-    first = trials[0].run_dir / "metrics.jsonl"
-    stamp = first.stat().st_mtime_ns
-    logged = []
-    results = explore.run(trials, tiny_data, train_args, workers=2, log=logged.append)
-    assert [r["name"] for r in results] == [trials[1].name]  # the finished one was not trained again
-    assert f"skip {trials[0].name}: finished" in logged and first.stat().st_mtime_ns == stamp
-    rows = explore.collect(trials)
+    stamps = [(t.run_dir / "metrics.jsonl").stat().st_mtime_ns for t in trials]
+    capsys.readouterr()
+    assert main(["--quiet", "explore", "--sweep", "sr", "--values", "0.125", "0.25", "--out", str(out), *args]) == 0
+    assert "top-1" not in capsys.readouterr().out  # nothing trained again
+    assert [(t.run_dir / "metrics.jsonl").stat().st_mtime_ns for t in trials] == stamps
+    rows = json.loads((out / "results.json").read_text())
     assert [r["sr"] for r in rows] == [0.125, 0.25] and rows[0]["params"] < rows[1]["params"]
     assert rows[0]["params_1000_classes"] == 1_248_424  # v1.0, as in the paper
-    assert all(0 <= r["top1"] <= 1 and r["top5"] == 1.0 and r["train_seconds"] > 0 for r in rows)  # 2 classes
+    assert all(0 <= r["top1"] <= 1 and r["train_seconds"] > 0 for r in rows) and (out / "figure.png").is_file()
     # the bypass sweep's 'none' is v1.0, i.e. SR 0.125: sharing the runs folder, it is not trained again...
-    shared = explore.plan("bypass", tmp_path / "bypass", ["none"], runs=out / "runs")
-    assert shared[0].run_dir == trials[0].run_dir and explore.run(shared, tiny_data, train_args, log=print) == []
-    with pytest.raises(SqueezeNetError, match="trained with"):  # ...unless it was trained otherwise
-        explore.run(shared, tiny_data, [*train_args, "--lr", "0.01"], log=print)
-    paths = explore.write_results(rows, out, "sr sweep")
-    assert json.loads(paths[1].read_text())[1]["bytes_fp32"] == 4 * rows[1]["params"]
-    assert paths[2].stat().st_size > 5_000
+    shared = ["--sweep", "bypass", "--values", "none", "--runs", str(out / "runs")]
+    assert main(["--quiet", "explore", *shared, "--out", str(tmp_path / "b"), *args]) == 0
+    assert (trials[0].run_dir / "metrics.jsonl").stat().st_mtime_ns == stamps[0]
+    capsys.readouterr()  # ...unless it was trained otherwise
+    assert main(["--quiet", "explore", *shared, "--out", str(tmp_path / "b2"), *args, "--lr", "0.01"]) == 2
+    assert "was trained with" in capsys.readouterr().err
 
 
 def test_dry_run_lists_commands(tiny_data, tmp_path):

@@ -113,7 +113,7 @@ def _pid_gone(pid: int) -> bool:
 def test_a_worker_stops_when_its_launcher_is_killed(tmp_path):
     """What a torchrun worker does (`init_processes` under TORCHELASTIC_RUN_ID): kill -9 of the launcher stops it."""
     worker = ("import time; from squeezenet.signals import install; install(); "
-              "from squeezenet.training.distributed import _die_with_parent; _die_with_parent(); time.sleep(60)")
+              "from squeezenet.signals import die_with_parent; die_with_parent(); time.sleep(60)")
     launcher = (f"import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', {worker!r}]); "
                 "print(p.pid, flush=True); time.sleep(60)")
     parent = subprocess.Popen([sys.executable, "-c", launcher], stdout=subprocess.PIPE, text=True)

@@ -22,8 +22,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", help="summarize a weights file instead (.sqz: with its compression table)")
     p.add_argument("--input-size", type=int, default=224, help="square input side in pixels")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    p.add_argument("--memory", action="store_true", help="the C engine's memory plan instead: per layer the arena "
-                   "in use and the peak (`squeezenet export --format c`)")
+    p.add_argument("--memory", action="store_true", help="the C engine's memory plans instead: layer by layer (per "
+                   "layer the arena in use and the peak) and streamed row by row (per stage the rows it keeps), "
+                   "with the MACs of each (`squeezenet export --format c`)")
     add_model_args(p)
 
 
@@ -62,11 +63,23 @@ def run(args: argparse.Namespace) -> int:
 
 def _memory(model, args: argparse.Namespace) -> int:
     from squeezenet.deploy.cengine.graph import lower
-    from squeezenet.deploy.cengine.planner import best_plan, format_plan, tflm_plan
+    from squeezenet.deploy.cengine.planner import best_plan, format_plan, plan_macs, smallest_plan, tflm_plan
+    from squeezenet.deploy.cengine.stream import format_segment, stage_rows
 
     graph = lower(model, args.input_size)
-    plan, dense = best_plan(graph), tflm_plan(graph)
-    print(json.dumps({"input_size": args.input_size, "arena": plan.arena, "lower_bound": plan.lower_bound,
-                      "fused": list(plan.fused), "layers": plan.rows, "dense_int8_arena": dense.arena})
-          if args.json else format_plan(plan, dense))
+    plan, dense, small = best_plan(graph), tflm_plan(graph), smallest_plan(graph)
+    rest = [r["name"] for r in small.rows if r["name"] != "stream"]
+    if args.json:
+        print(json.dumps({"input_size": args.input_size, "arena": plan.arena, "lower_bound": plan.lower_bound,
+                          "fused": list(plan.fused), "layers": plan.rows, "dense_int8_arena": dense.arena,
+                          "macs": plan_macs(plan), "streamed": {
+                              "arena": small.arena, "macs": plan_macs(small), "layer_by_layer": rest,
+                              "stages": stage_rows(small.stream) if small.stream else []}}))
+        return 0
+    print("layer by layer:\n" + format_plan(plan, dense))
+    if small.stream:
+        print(f"\nstreamed row by row (the smallest plan):\n{format_segment(small.stream)}")
+        print(f"arena {small.arena:,} bytes: {len(small.stream.stages)} stages streamed"
+              + (f", then layer by layer: {', '.join(rest)}" if rest else ""))
+    print(f"MACs: layer by layer {plan_macs(plan):,}; streamed {plan_macs(small):,} (every output row made once)")
     return 0

@@ -16,33 +16,67 @@ def _pct(x) -> str:
     return f"{100 * x:.2f}%" if isinstance(x, (int, float)) else ""
 
 
+def _ms(q: dict) -> str:
+    ms = q.get("ms", {})
+    m4, m7 = ms.get("cortex_m4_168mhz"), ms.get("cortex_m7_216mhz")
+    return (f"{q['instructions_per_image'] / 1e6:,.0f} M instructions; {m4[0]:,.0f}-{m4[1]:,.0f} ms at 168 MHz (M4), "
+            f"{m7[0]:,.0f}-{m7[1]:,.0f} ms at 216 MHz (M7)") if m4 and m7 else ""
+
+
+def _board(label: str, b: dict) -> list[list[str]]:
+    if not b:
+        return []
+    if "error" in b:
+        return [[f"firmware, {label}", b["error"]]]
+    q = b.get("qemu", {})
+    rows = [[f"firmware, {label}: flash / RAM (.data + .bss + stack)", f"{b['flash']:,} / {b['ram']:,} B "
+             f"(arena {b['arena']:,} B, {b['stages_streamed']} stages streamed)"]]
+    if q:
+        rows += [[f"firmware, {label}: QEMU, same top-1 as the host / stack used",
+                  f"{q['same_top1_as_host']} of {q['images']} images / {q['stack_used']:,} B"],
+                 [f"firmware, {label}: per image", _ms(q)]]
+    return rows
+
+
+def _tflm(t: dict) -> list[list[str]]:
+    if not t:
+        return []
+    if "error" in t:
+        return [["TensorFlow Lite Micro", t["error"]]]
+    c = t.get("compressed") or {}
+    return [["TFLM, same int8 network: .tflite bytes / smallest arena",
+             f"{t['model_bytes']:,} / {t['arena_bytes']:,} B"],
+            ["TFLM: top-1 agreement with the C engine (disagreements at an int8 tie)",
+             f"{_pct(t['agreement'])} of {t['images']:,} ({t['disagreements'] - t['tied_disagreements']} not tied)"],
+            ["TFLM with its LUT weight compression: bytes / arena",
+             f"{c['model_bytes']:,} / {c['arena_bytes']:,} B" if c else t.get("compressed_reason", "")]]
+
+
 def _rows(name: str, m: dict) -> list[list[str]]:
-    mem, speed, acc, board = m["memory"], m["speed"], m.get("accuracy", {}), m.get("qemu", {})
-    m4 = mem.get("cortex_m4") if isinstance(mem.get("cortex_m4"), dict) else {}
-    rows = [["file (`.sqz`, entropy coded)", f"{m['file_bytes']:,} B"],
-            ["weights at fixed width (codebooks, codes, index, biases)", f"{mem['weights_fixed_width']:,} B"],
-            ["Cortex-M4 flash (code + weights, `arm-none-eabi-size`)", _kb(m4.get("flash")) if m4 else
-             f"does not link: {mem.get('cortex_m4', '')}"],
-            ["library objects: code + weights (class names apart) / fixed-width weights",
-             f"{mem['code_and_weights']:,} B ({mem['code_and_weights_over_fixed_width']:.3f}x)"
-             if "code_and_weights" in mem else ""],
-            ["Cortex-M4 RAM (arena + heap + stack reserved)", _kb(m4.get("ram"))],
-            ["arena (lower bound)", f"{mem['arena']:,} B ({mem['arena_lower_bound']:,} B)"],
-            ["stack used under QEMU", f"{m4['stack_used']:,} B" if m4 else ""],
-            ["dense int8 (TFLite Micro style): weights / arena", f"{_kb(mem['dense_int8']['weights'])} / "
-                                                                   f"{_kb(mem['dense_int8']['arena'])}"],
-            ["ms per image: C engine / ORT int8 / ORT fp32 (1 thread)",
-             " / ".join(f"{speed[k]['ms_per_image']:.2f}" for k in ("c engine", "onnxruntime int8",
-                                                                     "onnxruntime fp32"))],
-            ["C engine time / ORT int8's (same rounds)", f"{speed['c engine / onnxruntime int8']:.2f}x"]]
+    plans, mem, speed = m["plans"], m["memory"], m["speed"]
+    acc, fw = m.get("accuracy", {}), m.get("firmware", {})
+    rows = [["file (`.sqz`, entropy coded) / weights at fixed width", f"{m['file_bytes']:,} / "
+             f"{mem['weights_fixed_width']:,} B"],
+            ["arena: layer by layer / streamed row by row (smallest) / the plan for 256 KB",
+             f"{plans['layers']['arena']:,} / {plans['stream']['arena']:,} / {plans['fit_256k']['arena']:,} B"],
+            ["MACs: layer by layer / streamed", f"{plans['layers']['macs']:,} / {plans['stream']['macs']:,}"],
+            ["dense int8 runtime (TFLite Micro style): weights / arena",
+             f"{_kb(mem['dense_int8_weights'])} / {_kb(plans['dense_int8_runtime']['arena'])}"]]
+    rows += _board("fits 256 KB", fw.get("fit_256k", {})) + _board("smallest", fw.get("stream", {}))
+    rows += _board("smallest, dense int8 weights", fw.get("stream_dense_int8", {}))
+    if "decoding_share_of_instructions" in fw:
+        rows.append(["share of the streamed firmware's instructions spent decoding the weights",
+                     _pct(fw["decoding_share_of_instructions"])])
+    rows += [["host, ms per image: C engine / ORT int8 / ORT fp32 (1 thread)",
+              " / ".join(f"{speed[k]['ms_per_image']:.2f}" for k in ("c engine", "onnxruntime int8",
+                                                                      "onnxruntime fp32"))]]
     if acc:
-        rows += [[f"top-1 on {acc['data']} ({acc['images']:,} images): C engine / fp32 / ORT int8",
+        rows += [[f"top-1 on {m['data']} ({acc['images']:,} images): C engine / fp32 / ORT int8",
                   f"{_pct(acc['top1_c_engine'])} / {_pct(acc['top1_fp32'])} / {_pct(acc['top1_onnxruntime_int8'])}"],
-                 ["top-1 agreement with the integer reference (scores identical)",
-                  f"{_pct(acc['top1_agreement_reference'])} ({_pct(acc['scores_identical_to_reference'])})"]]
-    if board:
-        rows.append(["QEMU (Cortex-M4): same top-1 as the host build", f"{board['same_top1_as_host']} of "
-                                                                        f"{board['images']} images"])
+                 ["host: streamed scores equal to layer by layer / to the integer reference",
+                  f"{acc['streamed_scores_identical_to_layer_by_layer']:,} / "
+                  f"{acc['scores_identical_to_reference']:,} of {acc['images']:,}"]]
+    rows += _tflm(m.get("tflm", {}))
     return [[f"{name} ({m['image_size']} px)", *rows[0]]] + [["", *r] for r in rows[1:]]
 
 
@@ -60,6 +94,8 @@ def section_c_engine(out: Path, results: Path) -> str:
     return ("## The compressed model run as it is: a C engine\n\n`squeezenet export WEIGHTS --format c` writes a "
             "C99 library that keeps the weights as Deep Compression stores them (per layer an int8 codebook, "
             "fixed-width codes and a relative index, decoded inside the convolution loops, zeros skipped) and runs "
-            "8-bit activations in one statically planned arena; measured by `benchmarks/c_engine.py` "
-            f"(host build `{r['host_flags']}`, Cortex-M4 `{r['arm_flags']}`, 1 MB flash / 256 KB RAM linker "
-            "script, run under qemu-system-arm).\n\n" + table + figure + "\n")
+            "8-bit activations in one statically planned arena, its first layers streamed row by row where the RAM "
+            "budget asks for it; measured by `benchmarks/c_engine.py` "
+            f"(host build `{r['host_flags']}`, Cortex-M4 `{r['arm_flags']}`, firmware under `{r.get('qemu', '')}`; "
+            "ms from instruction counts at the cycles per instruction in the benchmark's CPI).\n\n" + table
+            + figure + "\n")

@@ -1,33 +1,31 @@
 """The paper's design-space exploration (Section 5 and 6): sweeps of SR, pct3x3 and bypass, on real data.
 
-Every configuration is an ordinary `squeezenet train` run in its own folder, so a sweep is a list of commands:
-run here (`workers` at a time), resumed (finished runs are skipped, unfinished ones continue with --resume), or
-printed for a cluster scheduler (`dry_run`). Results are one table (CSV + JSON) and Figure 3-style plots.
+Every configuration is an ordinary `squeezenet train` run in its own folder (`Trial`), so a sweep is a list of
+commands: trained by the workers of a study (`experiments.study`), resumed (a finished run is reused, an unfinished
+one continues with --resume), or printed for a cluster scheduler (`dry_run`). Results are one table (CSV + JSON)
+and Figure 3-style plots.
 """
 
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import json
-import os
 import shlex
 import signal
 import subprocess
 import sys
-import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from squeezenet import progress
 from squeezenet.atomic import write_text
 from squeezenet.errors import ConfigError, SqueezeNetError
 from squeezenet.formats.weights import load
 from squeezenet.models.registry import create_model, model_config
 from squeezenet.plotting import percent_axis, save, subplots
-from squeezenet.signals import Stopped
+from squeezenet.signals import Stopped, die_with_parent
 
 # sweep -> (metaparameter, the paper's values, the other metaparameters held fixed)
 SWEEPS: dict[str, tuple[str, tuple, dict]] = {
@@ -51,6 +49,7 @@ class Trial:
     overrides: dict
     run_dir: Path
     model: str = "squeezenet1_0"
+    image_size: int | None = None  # a search's sampled size; a sweep's comes with the training arguments
     log: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -61,13 +60,17 @@ class Trial:
         return (self.run_dir / DONE_FILE).is_file()
 
     def argv(self, data: str | Path, train_args: list[str]) -> list[str]:
-        """The `squeezenet train` command of this trial (continues the run if it was interrupted)."""
+        """The `squeezenet train` command of this trial: it continues the run if it was interrupted, and starts
+        over one that died before its first checkpoint."""
         cmd = [sys.executable, "-m", "squeezenet", "train", "--model", self.model, "--data", str(data)]
         for k, v in self.overrides.items():
             cmd += [f"--{k.replace('_', '-')}", str(v)]
-        cmd += [*train_args, "--out", str(self.run_dir)]
+        cmd += [*train_args, *(["--image-size", str(self.image_size)] if self.image_size else []),
+                "--out", str(self.run_dir)]
         if (self.run_dir / "checkpoint.pt").exists():
             cmd += ["--resume", str(self.run_dir)]
+        elif (self.run_dir / "config.json").exists():
+            cmd += ["--overwrite"]
         return cmd
 
 
@@ -96,12 +99,19 @@ def plan(sweep: str, out: str | Path, values: list | None = None, model: str = "
         raise ConfigError(f"unknown sweep {sweep!r}; choose one of sr, pct3x3, bypass, grid")
     trials = []
     for c in combos:
-        create_model(model, **c)  # an impossible configuration fails here, before anything runs
         cfg = model_config(model, **c)
-        full = {"sr": cfg.sr, "pct3x3": cfg.pct3x3, "bypass": cfg.bypass}
-        name = "_".join(f"{k}-{v}" for k, v in full.items())
-        trials.append(Trial(name, full, runs / name, model))
+        trials.append(trial_of(model, {"sr": cfg.sr, "pct3x3": cfg.pct3x3, "bypass": cfg.bypass}, runs))
     return trials
+
+
+def trial_of(model: str, overrides: dict, runs: str | Path, image_size: int | None = None) -> Trial:
+    """The trial of a configuration, named by its values (a sweep's: sr, pct3x3, bypass of v1.0, as before);
+    an impossible configuration fails here, before anything runs."""
+    create_model(model, **overrides)
+    name = "_".join(f"{k}-{round(v, 4) if isinstance(v, float) else v}" for k, v in overrides.items())
+    if model != "squeezenet1_0" or image_size or set(overrides) - {"sr", "pct3x3", "bypass"}:
+        name = f"v{model.removeprefix('squeezenet')}_{name}" + (f"_{image_size}px" if image_size else "")
+    return Trial(name, overrides, Path(runs) / name, model, image_size)
 
 
 def check_reusable(trial: Trial, train_args: list[str]) -> None:
@@ -112,40 +122,29 @@ def check_reusable(trial: Trial, train_args: list[str]) -> None:
                               f"{shlex.join(train_args)}: use another --runs folder")
 
 
-class _Children:
-    """The `train` processes running now, so that a stop signal reaches them: each checkpoints and exits."""
-
-    def __init__(self) -> None:
-        self.live: set[subprocess.Popen] = set()
-        self.lock = threading.Lock()
-
-    def run(self, cmd: list[str], log) -> int:
-        with self.lock:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-            self.live.add(proc)
-        try:
-            return proc.wait()
-        finally:
-            with self.lock:
-                self.live.discard(proc)
-
-    def stop(self, forward: bool) -> None:
-        """Forward SIGTERM (`forward`; Ctrl-C reaches them by itself), then wait for them to checkpoint."""
-        with self.lock:
-            live = list(self.live)
-        for proc in live:
-            if forward:
-                proc.send_signal(signal.SIGTERM)
-        for proc in live:
+def _wait_for_lock(run_dir: Path, timeout: float = 600) -> None:
+    """Until no `train` holds the run's folder: the run of a killed worker checkpoints before it exits."""
+    deadline = time.time() + timeout
+    with open(run_dir / ".lock", "a") as handle:
+        while True:
             try:
-                proc.wait(timeout=300)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(handle, fcntl.LOCK_UN)
+                return
+            except BlockingIOError:
+                if time.time() > deadline:
+                    raise SqueezeNetError(f"{run_dir} is still being trained by another process") from None
+                time.sleep(1)
 
 
-def _run_one(trial: Trial, data: str | Path, train_args: list[str], threads: int, compress: bool,
-             children: _Children) -> dict:
+def train_trial(trial: Trial, data: str | Path, train_args: list[str], threads: int, compress: bool = False) -> dict:
+    """Train the trial (reusing it if finished, resuming it if not). The run stops with this process, even when
+    it is killed: SIGTERM reaches it and it checkpoints (so a retry resumes it)."""
+    if trial.done:
+        check_reusable(trial, train_args)
+        return {"name": trial.name, "ok": True, "reused": True}
     trial.run_dir.mkdir(parents=True, exist_ok=True)
+    _wait_for_lock(trial.run_dir)
     start = time.time()
     cmds = [trial.argv(data, [*train_args, "--threads", str(threads)])]
     if compress:  # size only: Table 1's pruning profile and 6-bit sharing, no retraining
@@ -155,54 +154,20 @@ def _run_one(trial: Trial, data: str | Path, train_args: list[str], threads: int
         for cmd in cmds:
             log.write("$ " + " ".join(cmd) + "\n")
             log.flush()
-            rc = children.run(cmd, log)
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
+            try:
+                rc = proc.wait()
+            except BaseException as e:  # a stop signal: the run checkpoints and exits
+                if isinstance(e, Stopped):
+                    proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=300)
+                raise
             if rc != 0:
                 return {"name": trial.name, "ok": False, "returncode": rc, "log": str(trial.log)}
     write_text(trial.run_dir / DONE_FILE, json.dumps({"name": trial.name, "overrides": trial.overrides,
                                                        "train_args": train_args,
                                                        "wall_seconds": round(time.time() - start, 1)}))
     return {"name": trial.name, "ok": True}
-
-
-def _epochs_done(trial: Trial) -> int:
-    try:
-        return sum(1 for line in (trial.run_dir / "metrics.jsonl").read_text().splitlines() if line.strip())
-    except OSError:
-        return 0
-
-
-def run(trials: list[Trial], data: str | Path, train_args: list[str], workers: int = 1, compress: bool = False,
-        log=print, threads: int | None = None) -> list[dict]:
-    """Train every unfinished trial, `workers` at a time, splitting the cores between them (or `threads` each).
-
-    A bar counts finished configurations and shows the running ones' epochs; SIGTERM is forwarded to the runs,
-    which checkpoint (so the sweep resumes where it stopped)."""
-    todo = [t for t in trials if not t.done]
-    for t in trials:
-        if t.done:
-            check_reusable(t, train_args)
-            log(f"skip {t.name}: finished")
-    threads = threads or max(1, (os.cpu_count() or 1) // max(1, workers))
-    children, results = _Children(), []
-    bar = progress.bar(total=len(todo), desc="configurations", unit="run")
-    with bar, ThreadPoolExecutor(max(1, workers)) as pool:
-        futures = {pool.submit(_run_one, t, data, train_args, threads, compress, children): t for t in todo}
-        try:
-            while futures:
-                done, _ = wait(futures, timeout=2, return_when=FIRST_COMPLETED)
-                for f in done:
-                    results.append(f.result())
-                    r = results[-1]
-                    bar.update(1)
-                    bar.write(f"{r['name']}: done" if r["ok"] else
-                              f"{r['name']}: FAILED (exit {r['returncode']}), see {r['log']}")
-                    del futures[f]
-                bar.set_postfix_str(", ".join(f"{t.name} epoch {_epochs_done(t) + 1}" for t in futures.values()
-                                              if (t.run_dir / "train.log").exists())[:120])
-        except BaseException as e:
-            children.stop(forward=isinstance(e, Stopped))
-            raise
-    return results
 
 
 def dry_run(trials: list[Trial], data: str | Path, train_args: list[str]) -> str:

@@ -8,6 +8,7 @@ with the command that produced it) and are left out when there are none, so the 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -211,10 +212,16 @@ def section_table2_imagenette(out: Path, results: Path) -> str:
 
 def section_explore(out: Path, results: Path) -> str:
     """Figure 3 and Table 3 from the sweeps under results/explore/<sweep>/results.json."""
-    sweeps = sorted(p.parent for p in (results / "explore").glob("*/results.json"))
-    if not sweeps:
+    sweeps = sorted(p.parent for p in (results / "explore").glob("*/results.json")
+                    if not (p.parent / "pareto.csv").exists())
+    searches = sorted(p.parent for p in (results / "explore").glob("*/pareto.csv"))
+    if not sweeps and not searches:
         return ""
     parts = ["## Design-space exploration (Figure 3, Table 3) on Imagenette\n"]
+    for search in searches:  # a search's front (squeezenet explore --search), with the figure it drew
+        shutil.copyfile(search / "pareto.png", out / f"pareto_{search.name}.png")
+        parts.append(f"### search: {search.name} (`{results}/explore/{search.name}/`)\n\n```\n"
+                     f"{(search / 'pareto.csv').read_text().strip()}\n```\n\n![front](pareto_{search.name}.png)")
     for sweep in sweeps:
         rows = json.loads((sweep / "results.json").read_text())
         table = [[r["name"], f"{r['params']:,}", f"{r['bytes_fp32'] / 1e6:.2f}", _pct(r["top1"]), _pct(r["top5"]),

@@ -6,9 +6,7 @@ the images into the shared cache while the others wait for it.
 
 from __future__ import annotations
 
-import ctypes
 import os
-import signal
 from pathlib import Path
 
 import torch
@@ -17,24 +15,15 @@ import torch.distributed as dist
 from squeezenet.data.cache import decode_cached
 from squeezenet.data.folders import list_samples
 from squeezenet.models.preprocessing import Preprocessing
+from squeezenet.signals import die_with_parent
 from squeezenet.training.recipes import TrainConfig
-
-
-def _die_with_parent() -> None:
-    """A worker gets SIGTERM (and checkpoints, see `loop`) when its launcher dies, even by `kill -9`."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG, Linux only
-    except (OSError, AttributeError):
-        return
-    if os.getppid() == 1:  # the launcher died before prctl took effect
-        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def init_processes() -> tuple[int, int, int]:
     """(rank, world size, local world size); initialises the process group when started by torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if "TORCHELASTIC_RUN_ID" in os.environ:
-        _die_with_parent()
+    if "TORCHELASTIC_RUN_ID" in os.environ:  # a worker checkpoints (see `loop`) when its launcher dies
+        die_with_parent()
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo")  # CPU tensors: gloo
     return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))

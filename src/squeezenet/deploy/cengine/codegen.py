@@ -13,6 +13,7 @@ import numpy as np
 from squeezenet.atomic import write_text
 from squeezenet.deploy.cengine.graph import INPUT, SCORES, Add, Conv, Input, MaxPool
 from squeezenet.deploy.cengine.quantize import Engine
+from squeezenet.deploy.cengine.stream import Segment
 from squeezenet.errors import SqueezeNetError
 
 KERNELS = Path(__file__).parent / "c"
@@ -96,6 +97,38 @@ def _add_layer(engine: Engine, op: Add) -> str:
             f".offset = {n}_offset\n}};\n")
 
 
+def _rows(offset: int, shape, slots: int, ring: bool, zero: int) -> str:
+    """A sqz_rows: a ring keeps `slots` rows of every channel; a whole map all its rows, one plane per channel."""
+    row, channel = (shape.c * shape.phases * shape.cols, shape.phases * shape.cols) if ring else (
+        shape.cols, shape.rows * shape.cols)
+    return (f"{{{offset}, {row}, {channel}, {slots}, {shape.c}, {shape.cols}, {shape.border}, {shape.phases}, "
+            f"{zero}}}")
+
+
+def _zero(engine: Engine, tensor: str) -> int:
+    z = engine.acts[tensor].zero_point
+    return 0 if isinstance(z, tuple) else z  # the input's zero points are per channel, in its layer
+
+
+def stream_c(engine: Engine, seg: Segment) -> str:
+    """The streamed segment's stages and plan (in weights.c, after the layers they point to)."""
+    base = engine.plan.offsets["stream/scratch"]
+    stages = []
+    for i, s in enumerate(seg.stages):
+        convs = ", ".join(f"&{c_name(c.name)}" for c in s.convs) + (", 0" if len(s.convs) == 1 else "")
+        pool = base + seg.offsets[f"pool:{i}"] if s.pool else 0
+        ring = _rows(base + seg.ring_offset(s), s.ring.shape, s.ring.slots, True, _zero(engine, s.ring.tensor))
+        stages.append(f"    {{{{{convs}}}, {ring}, {s.in_h}, {s.out_h}, {s.stride}, {s.reach}, {pool}}}")
+    if seg.sink == SCORES:
+        out = "{0, 0, 0, 0, 0, 0, 0, 0, 0}"
+    else:
+        shape = engine.graph.shapes[seg.sink]
+        out = _rows(engine.plan.offsets[seg.sink], shape, shape.h + 2 * shape.border, False, _zero(engine, seg.sink))
+    return (f"static const sqz_stage sqz_stream_stages[{len(stages)}] = {{\n" + ",\n".join(stages) + "\n};\n"
+            f"const sqz_stream_plan sqz_stream_table = {{\n    &sqz_input_table, sqz_stream_stages, {len(stages)}, "
+            f"{out},\n    {base + seg.offsets['scratch']}, {base + seg.offsets['scratch']}\n}};\n")
+
+
 def weights_c(engine: Engine) -> str:
     lut = ",\n".join("    {\n" + c_numbers(row).replace("\n", "\n    ").replace("    ", "        ", 1) + "\n    }"
                      for row in engine.lut)
@@ -111,13 +144,16 @@ def weights_c(engine: Engine) -> str:
             parts.append(_conv_layer(engine, op))
         elif isinstance(op, Add):
             parts.append(_add_layer(engine, op))
+    if engine.plan.stream:
+        parts.append(stream_c(engine, engine.plan.stream))
     return "\n".join(parts)
 
 
 def _call(engine: Engine, op) -> str:
     off, shapes = engine.plan.offsets, engine.graph.shapes
     if isinstance(op, Input):
-        return f"sqz_input(&sqz_input_table, rgb_hwc, a + {off[INPUT]});"
+        return (f"if (sqz_input(&sqz_input_table, read, context, a + {off['input/scratch']}, a + {off[INPUT]}))\n"
+                f"        return -1;")
     if isinstance(op, MaxPool):
         i, o = shapes[op.src], shapes[op.dst]
         return f"sqz_maxpool(a + {off[op.src]}, a + {off[op.dst]}, {i.c}, {i.h}, {i.w}, {o.h}, {o.w});"
@@ -149,20 +185,38 @@ extern const sqz_input_layer sqz_input_table;
 
 static int32_t arena[SQZ_ARENA_BYTES / 4];
 
-int sqz_predict(const uint8_t *rgb_hwc, int32_t *scores)
+int sqz_predict_rows(sqz_row_reader read, void *context, int32_t *scores)
 {{
     uint8_t *a = (uint8_t *)arena;
 {calls}
     return sqz_argmax(scores, SQZ_NUM_CLASSES);
 }}
+
+static const uint8_t *image_row(void *image, int y, uint8_t *buffer)
+{{
+    (void)buffer;
+    return (const uint8_t *)image + (uint32_t)y * SQZ_IMAGE_SIZE * 3;
+}}
+
+int sqz_predict(const uint8_t *rgb_hwc, int32_t *scores)
+{{
+    return sqz_predict_rows(image_row, (void *)(uintptr_t)rgb_hwc, scores);
+}}
 """
 
 
 def model_c(engine: Engine) -> str:
+    seg = engine.plan.stream
     layers = [f"extern const {'sqz_conv_layer' if isinstance(op, Conv) else 'sqz_add_layer'} {c_name(op.name)};"
               for op in engine.graph.ops if isinstance(op, (Conv, Add))]
-    calls = "\n".join(f"    /* {_comment(engine, op)} */\n    {_call(engine, op)}" for op in engine.graph.ops)
-    return MODEL_C.format(layers="\n".join(layers), calls=calls)
+    ops = engine.graph.ops[seg.ops:] if seg else engine.graph.ops
+    calls = [f"    /* {_comment(engine, op)} */\n    {_call(engine, op)}" for op in ops]
+    if seg:
+        layers.append("extern const sqz_stream_plan sqz_stream_table;")
+        names = [c.name for s in seg.stages for c in s.convs]
+        calls.insert(0, f"    /* streamed row by row: {', '.join(names)} */\n    if (sqz_stream(&sqz_stream_table, "
+                        f"read, context, a, scores))\n        return -1;")
+    return MODEL_C.format(layers="\n".join(layers), calls="\n".join(calls))
 
 
 def labels_c(engine: Engine) -> str:
@@ -175,6 +229,8 @@ def labels_c(engine: Engine) -> str:
 def model_h(engine: Engine, source: str) -> str:
     pre, g = engine.preprocessing, engine.graph
     floats = ", ".join
+    rows = ("Only the rows the first layer still needs are kept." if engine.plan.streamed else
+            "\n * (This plan keeps the converted image whole in the arena.)")
     about = textwrap.fill(
         "sqz_predict: one image in, the class scores out. No allocation (the activations live in one static arena of "
         "SQZ_ARENA_BYTES), no library beyond libc, no check at run time (all were made at export). The image is "
@@ -199,11 +255,18 @@ def model_h(engine: Engine, source: str) -> str:
 #define SQZ_NUM_CLASSES {g.num_classes}
 #define SQZ_SCORE_SCALE {engine.score_scale!r} /* mean logit of class i = scores[i] * SQZ_SCORE_SCALE */
 #define SQZ_ARENA_BYTES {engine.plan.arena}
+#define SQZ_STREAMED {engine.plan.streamed} /* stages run row by row (no whole map of theirs is ever stored) */
 
 extern const char *const sqz_class_names[SQZ_NUM_CLASSES];
 
 /* Writes SQZ_NUM_CLASSES scores and returns the index of the highest (the first, on a tie). */
 int sqz_predict(const uint8_t *rgb_hwc, int32_t *scores);
+
+/* The image pulled one row at a time (a camera, a file, flash): the reader returns row y (0 to SQZ_IMAGE_SIZE - 1,
+ * in order) as SQZ_IMAGE_SIZE RGB pixels, either in `buffer` (3 * SQZ_IMAGE_SIZE bytes it may fill) or anywhere
+ * else, or NULL to stop. Returns what sqz_predict does, or -1 if the reader stopped. {rows} */
+typedef const uint8_t *(*sqz_row_reader)(void *context, int y, uint8_t *buffer);
+int sqz_predict_rows(sqz_row_reader read, void *context, int32_t *scores);
 
 #endif
 """

@@ -1,9 +1,12 @@
-"""`squeezenet export WEIGHTS --format c --out DIR`: a weights file to a checked C library.
+"""`squeezenet export WEIGHTS --format c --out DIR [--target cortex-m4]`: a weights file to a checked C library,
+or to a firmware project for a Cortex-M4.
 
 The network is lowered, calibrated on training images (`deploy.int8.calibration_batches`, as the ONNX int8 path),
-planned and quantized, and the files written. Then real images (Imagenette val, or `check`) are run through the
-integer reference and the fp32 PyTorch module, and, where this machine has a C compiler, through the generated C,
-whose scores must equal the reference's bit for bit.
+planned for the RAM it may use (`planner.choose`: layer by layer, or its first layers streamed row by row) and
+quantized, and the files written. Then real images (Imagenette val, or `check`) are run through the integer
+reference and the fp32 PyTorch module, and, where this machine has a C compiler, through the generated C, whose
+scores must equal the reference's bit for bit. For a Cortex-M4 the harness, startup code, linker script, Makefile
+and images are written beside the library (`targets.write_firmware`).
 """
 
 from __future__ import annotations
@@ -16,13 +19,13 @@ import numpy as np
 import torch
 
 from squeezenet import progress
-from squeezenet.data.folders import list_samples, load_image
+from squeezenet.data.folders import image_array, list_samples, load_image
 from squeezenet.deploy.cengine.codegen import write_c
 from squeezenet.deploy.cengine.graph import lower
-from squeezenet.deploy.cengine.planner import best_plan
+from squeezenet.deploy.cengine.planner import NoPlan, choose
 from squeezenet.deploy.cengine.quantize import Engine, quantize
 from squeezenet.deploy.cengine.reference import calibrate, run_int
-from squeezenet.deploy.cengine.targets import host_build, host_cc, host_run
+from squeezenet.deploy.cengine.targets import FLASH, RAM, firmware_ram, host_build, host_cc, host_run, write_firmware
 from squeezenet.deploy.int8 import CALIBRATION_IMAGES, calibration_batches
 from squeezenet.errors import SqueezeNetError
 from squeezenet.formats.weights import Weights, load, resolve
@@ -47,7 +50,10 @@ def fp32_logits(weights: Weights, pre: Preprocessing, crops: np.ndarray, batch: 
 
 
 def build_engine(weights: Weights, image_size: int | None = None, calibration: str | Path | None = None,
-                 calibration_images: int = CALIBRATION_IMAGES) -> Engine:
+                 calibration_images: int = CALIBRATION_IMAGES, arena: int | None = None, plan: str = "fit",
+                 dense: bool = False) -> Engine:
+    """The engine of `weights`, planned by `planner.choose(graph, arena, plan)`: by default the fewest layers
+    streamed whose arena is at most `arena` bytes (no limit: layer by layer); `dense`: plain int8 weights."""
     if weights.arch != "squeezenet":
         raise SqueezeNetError(f"the C engine runs SqueezeNets, not {weights.arch} (no fully connected layer kernel)")
     pre = weights.preprocessing
@@ -55,7 +61,7 @@ def build_engine(weights: Weights, image_size: int | None = None, calibration: s
         pre = pre.at_size(image_size)
     graph = lower(weights.build(), pre.crop_size)
     ranges = calibrate(graph, calibration_batches(pre, calibration, calibration_images))
-    return quantize(weights, graph, best_plan(graph), ranges, pre)
+    return quantize(weights, graph, choose(graph, arena, plan), ranges, pre, dense)
 
 
 def stream_bytes(engine: Engine) -> int:
@@ -64,12 +70,19 @@ def stream_bytes(engine: Engine) -> int:
         + sum(p.mult_a.nbytes + p.mult_b.nbytes + p.offset.nbytes for p in engine.adds.values()) + engine.lut.nbytes
 
 
-def check(engine: Engine, folder: str | Path | None = None, count: int = CHECK_IMAGES) -> dict:
-    """Real images through the integer reference, the fp32 module and, with a C compiler here, the generated C."""
+def check_crops(engine: Engine, folder: str | Path | None = None, count: int = CHECK_IMAGES) -> tuple[list[Path],
+                                                                                                  np.ndarray]:
+    """A class-balanced sample of the check folder (Imagenette val by default), resized and cropped as the weights
+    were trained."""
     folder = Path(folder) if folder is not None else shared_dir() / "data" / "imagenette2" / "val"
     if not folder.is_dir():
         raise SqueezeNetError(f"check images not found at {folder}; pass a folder of images")
-    crops = crops_of(engine.preprocessing, list_samples(folder).sample(count).paths, "check images")
+    paths = list_samples(folder).sample(count).paths
+    return paths, crops_of(engine.preprocessing, paths, "check images")
+
+
+def check(engine: Engine, crops: np.ndarray) -> dict:
+    """Real images through the integer reference, the fp32 module and, with a C compiler here, the generated C."""
     ref = run_int(engine, crops)
     fp32 = fp32_logits(engine.weights, engine.preprocessing, crops)
     report = {"check_images": len(crops), "top1_agreement_fp32": float(np.mean(ref.argmax(1) == fp32.argmax(1)))}
@@ -84,15 +97,56 @@ def check(engine: Engine, folder: str | Path | None = None, count: int = CHECK_I
     return report | {"c_checked": True}
 
 
+def board_images(files: Sequence[str | Path], size: int) -> list[tuple[str, np.ndarray]]:
+    """The firmware's images as they are: each must already be `size` x `size` (resizing and cropping are the
+    caller's on a device, as model.h says)."""
+    out = []
+    for f in files:
+        a = image_array(f)
+        if a.shape[:2] != (size, size):
+            raise SqueezeNetError(f"image {f} is {a.shape[1]}x{a.shape[0]}: the firmware takes {size}x{size} RGB "
+                                  f"images, resized and cropped as model.h says")
+        out.append((Path(f).stem, a))
+    return out
+
+
+def _engine(weights: Weights, image_size: int | None, calibration, calibration_images: int, ram: int | None,
+            plan: str, firmware: bool) -> Engine:
+    """The engine planned for `ram` bytes: the whole arena on a host, beside the harness and stack on a board."""
+    extra = firmware_ram(0, len(weights.classes)) if firmware else 0
+    try:
+        return build_engine(weights, image_size, calibration, calibration_images,
+                            None if ram is None else ram - extra, plan)
+    except NoPlan as e:
+        raise SqueezeNetError(f"--ram {ram:,}: no memory plan fits; the smallest RAM that works is "
+                              f"{e.need + extra:,} bytes" + (f" (an arena of {e.need:,} and {extra:,} for the "
+                                                              f"scores and the stack)" if firmware else "")) from None
+
+
 def export_c(weights_path: str | Path, out: str | Path, image_size: int | None = None,
              calibration: str | Path | None = None, calibration_images: int = CALIBRATION_IMAGES,
-             check_folder: str | Path | None = None) -> dict:
-    """Write the C library of `weights_path` into `out`; returns what to tell the user."""
+             check_folder: str | Path | None = None, target: str = "host", images: Sequence[str | Path] = (),
+             flash: int | None = None, ram: int | None = None, plan: str = "fit") -> dict:
+    """Write the C library of `weights_path` into `out` (for a Cortex-M4, the firmware project); returns what to
+    tell the user."""
     weights = load(weights_path)
-    engine = build_engine(weights, image_size, calibration, calibration_images)
-    report = check(engine, check_folder)
+    firmware = target == "cortex-m4"
+    ram = RAM if firmware and ram is None else ram
+    size = image_size or weights.preprocessing.crop_size
+    mine = board_images(images, size)
+    engine = _engine(weights, image_size, calibration, calibration_images, ram, plan, firmware)
+    paths, crops = check_crops(engine, check_folder)
+    report = check(engine, crops)
     write_c(engine, out, Path(resolve(weights_path)).name)
-    return report | {"out": str(out), "image_size": engine.graph.image_size, "arena": engine.plan.arena,
+    if firmware:
+        write_firmware(out, mine or [(p.stem, c) for p, c in zip(paths[:4], crops, strict=False)], flash or FLASH,
+                       ram)
+    return report | {"out": str(out), "target": target, "image_size": engine.graph.image_size,
+                     "arena": engine.plan.arena, "streamed": [c.name for s in (
+                         engine.plan.stream.stages if engine.plan.stream else []) for c in s.convs],
+                     "plan_rest": bool(engine.plan.stream) and engine.plan.stream.ops < len(engine.graph.ops),
+                     "ram_budget": ram, "firmware_ram": firmware_ram(engine.plan.arena, engine.graph.num_classes),
+                     "board_images": len(mine) or min(4, len(crops)) if firmware else 0,
                      "arena_lower_bound": engine.plan.lower_bound, "fused": list(engine.plan.fused),
                      "weights_bytes": stream_bytes(engine), "file_bytes": resolve(weights_path).stat().st_size,
                      "clustered": list(engine.clustered)}

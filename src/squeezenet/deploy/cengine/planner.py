@@ -9,7 +9,8 @@ the lowest offset free for its whole lifetime: TensorFlow Lite's "greedy by size
 bytes live at any one op. `best_plan` fuses each max pool into its producers where that does not raise the arena
 (conv1's, for v1.1 at 128 px, lowers it from 319 KB to 142 KB). `tflm_plan` plans the same network as a dense int8
 runtime like TensorFlow Lite Micro would: every op's output a tensor of its own (concat copies, pools out of
-place), no fusion, kernel scratch not counted.
+place), no fusion, kernel scratch not counted. `stream_plan` runs the first stages streamed (`stream`: row by row,
+one block of the arena while they run) and the rest layer by layer; `choose` picks among all such plans.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from itertools import combinations
 
-from squeezenet.deploy.cengine.graph import INPUT, SCORES, Conv, Graph, Shape, fusable, fuse, in_place, reads
+from squeezenet.deploy.cengine.graph import INPUT, SCORES, Conv, Graph, Input, Shape, fusable, fuse, in_place, reads
+from squeezenet.deploy.cengine.stream import Segment, macs, segment, stream_macs, streamable
+from squeezenet.errors import SqueezeNetError
 
 ALIGN = 16
 
@@ -38,6 +41,12 @@ class Plan:
     lower_bound: int
     rows: list[dict]  # per op: name, output, in use (bytes live), peak so far
     fused: tuple[str, ...] = ()
+    stream: Segment | None = None  # the first ops, run row by row
+
+    @property
+    def streamed(self) -> int:
+        """Stages run row by row."""
+        return len(self.stream.stages) if self.stream else 0
 
 
 def scratch_words(op: Conv, src: Shape) -> int:
@@ -50,10 +59,19 @@ def scratch_words(op: Conv, src: Shape) -> int:
     return count + taps + room + room // 4 + (-(-op.out.plane // 4) if op.epilogue == "max" else 0)
 
 
-def _steps(graph: Graph) -> tuple[list[Step], list[tuple[str, str]]]:
-    steps = [Step(op.name, tuple(t for t in reads(op) if t != SCORES), (op.dst,) if op.dst != SCORES else (),
-                  4 * scratch_words(op, graph.shapes[op.src]) if isinstance(op, Conv) else 0) for op in graph.ops]
-    return steps, [(op.dst, op.src) for op in graph.ops if in_place(op)]
+def _scratch(graph: Graph, op) -> int:
+    """Bytes an op needs while it runs: a convolution's words, the input's one RGB row read from the caller."""
+    if isinstance(op, Conv):
+        return 4 * scratch_words(op, graph.shapes[op.src])
+    return 3 * graph.image_size if isinstance(op, Input) else 0
+
+
+def _steps(graph: Graph, seg: Segment | None = None) -> tuple[list[Step], list[tuple[str, str]]]:
+    ops = graph.ops[seg.ops:] if seg else graph.ops
+    steps = [Step("stream", (), (seg.sink,) if seg.sink != SCORES else (), seg.size)] if seg else []
+    steps += [Step(op.name, tuple(t for t in reads(op) if t != SCORES), (op.dst,) if op.dst != SCORES else (),
+                   _scratch(graph, op)) for op in ops]
+    return steps, [(op.dst, op.src) for op in ops if in_place(op)]
 
 
 def _tflm_steps(graph: Graph) -> tuple[list[Step], list[tuple[str, str]]]:
@@ -128,26 +146,73 @@ def _plan(graph: Graph, steps: list[Step], aliases: list[tuple[str, str]], dense
     return Plan(graph, offsets, -(-arena // ALIGN) * ALIGN, peak, rows)
 
 
-def plan(graph: Graph) -> Plan:
-    return _plan(graph, *_steps(graph))
+def plan(graph: Graph, stages: int = 0) -> Plan:
+    """Layer by layer, or with the first `stages` stages of `stream.streamable` streamed."""
+    seg = segment(graph, stages) if stages else None
+    p = _plan(graph, *_steps(graph, seg))
+    p.stream = seg
+    return p
 
 
 def tflm_plan(graph: Graph) -> Plan:
     return _plan(graph, *_tflm_steps(graph), dense=True)
 
 
-def best_plan(graph: Graph) -> Plan:
-    """The plan of the smallest arena over every choice of max pools to fuse; on a tie the most fusions (a fused
-    pool saves a pass over its input)."""
-    pools = fusable(graph)
-    best = None
+def plans(graph: Graph, stream: bool = True) -> list[Plan]:
+    """Every plan: each choice of max pools to fuse, each with each number of leading stages streamed (a streamed
+    pool is fused)."""
+    pools, out = fusable(graph), []
     for n in range(len(pools) + 1):
         for chosen in combinations(pools, n):
-            p = plan(fuse(graph, set(chosen)))
-            p.fused = chosen
-            if best is None or p.arena <= best.arena:
-                best = p
-    return best
+            g = fuse(graph, set(chosen))
+            for stages in range(len(streamable(g)) + 1 if stream else 1):
+                p = plan(g, stages)
+                p.fused = chosen
+                out.append(p)
+    return out
+
+
+def best_plan(graph: Graph) -> Plan:
+    """Layer by layer: the smallest arena over every choice of max pools to fuse; on a tie the most fusions (a
+    fused pool saves a pass over its input)."""
+    return min(reversed(plans(graph, stream=False)), key=lambda p: p.arena)
+
+
+def smallest_plan(graph: Graph) -> Plan:
+    """The smallest arena of all plans; on a tie the fewest stages streamed (each decodes its weights per row)."""
+    return min(plans(graph), key=lambda p: (p.arena, p.streamed, -len(p.fused)))
+
+
+class NoPlan(SqueezeNetError):
+    """No plan fits the budget; `need` is the smallest arena of any."""
+
+    def __init__(self, message: str, need: int) -> None:
+        super().__init__(message)
+        self.need = need
+
+
+def choose(graph: Graph, arena: int | None = None, how: str = "fit") -> Plan:
+    """`fit`: the fewest stages streamed whose arena is at most `arena` bytes (the smallest on a tie); `layers`:
+    layer by layer; `stream`: the smallest. A budget no plan meets is a one-line error naming the smallest."""
+    if how == "layers":
+        chosen = best_plan(graph)
+    elif how == "stream":
+        chosen = smallest_plan(graph)
+    else:
+        fits = [p for p in plans(graph) if arena is None or p.arena <= arena]
+        chosen = min(fits, key=lambda p: (p.streamed, p.arena, -len(p.fused))) if fits else None
+    if chosen is None or arena is not None and chosen.arena > arena:
+        need = smallest_plan(graph).arena if chosen is None or how != "layers" else chosen.arena
+        raise NoPlan(f"no {'layer-by-layer ' if how == 'layers' else ''}memory plan fits an arena of {arena:,} "
+                     f"bytes: the smallest needs {need:,}", need)
+    return chosen
+
+
+def plan_macs(p: Plan) -> int:
+    """The MACs the plan's execution makes: its streamed rows (`stream.schedule`) and its layers run whole."""
+    if p.stream is None:
+        return macs(p.graph)
+    return stream_macs(p.stream) + macs(p.graph, p.graph.ops[p.stream.ops:])
 
 
 def format_plan(p: Plan, dense: Plan | None = None) -> str:

@@ -66,7 +66,8 @@ def input_quantization(pre: Preprocessing) -> tuple[Act, np.ndarray, tuple[int, 
 
 @dataclass
 class Stream:
-    """A layer's entries at fixed width, `code | gap << bits` each, packed LSB first with two spare bytes."""
+    """A layer's entries at fixed width, `code | gap << bits` each, packed LSB first with three spare bytes (the
+    kernels read 32 bits at a time)."""
 
     bits: int
     gap_bits: int  # 0: an entry for every weight, no index
@@ -87,7 +88,12 @@ def fixed_width(q: Quantized) -> Stream:
     g = best[1]
     codes, gaps = sparse_index(flat, g) if g else (flat, np.zeros_like(flat))
     entries = codes.astype(np.uint32) | gaps.astype(np.uint32) << q.bits
-    return Stream(q.bits, g, len(codes), pack_bits(entries, q.bits + g) + b"\0\0")
+    return Stream(q.bits, g, len(codes), pack_bits(entries, q.bits + g) + b"\0\0\0")
+
+
+def dense_int8(weight: np.ndarray) -> Stream:
+    """The int8 weights themselves, one byte each (bits 0): a build to measure what decoding costs."""
+    return Stream(0, 0, 0, np.ascontiguousarray(weight, np.int8).tobytes() + b"\0\0\0")
 
 
 @dataclass
@@ -149,7 +155,7 @@ def int8_codebook(q: Quantized) -> tuple[np.ndarray, float]:
     return np.clip(np.round(book / scale), -127, 127).astype(np.int8), scale
 
 
-def conv_params(op: Conv, q: Quantized, x: Act, y: Act) -> ConvQ:
+def conv_params(op: Conv, q: Quantized, x: Act, y: Act, dense: bool = False) -> ConvQ:
     """Integer weights, bias and requantization of one convolution; what would overflow is refused here."""
     codebook, w_scale = int8_codebook(q)
     weight = codebook[q.codes]
@@ -173,8 +179,8 @@ def conv_params(op: Conv, q: Quantized, x: Act, y: Act) -> ConvQ:
     mult = np.round(m * 2.0 ** shift).astype(np.int64)
     if np.all(mult == mult[0]):
         mult = mult[:1]
-    return ConvQ(fixed_width(q), codebook, weight, bias.astype(np.int32), c_bias.astype(np.int32),
-                 mult.astype(np.int32), shift,
+    return ConvQ(dense_int8(weight) if dense else fixed_width(q), codebook, weight, bias.astype(np.int32),
+                 c_bias.astype(np.int32), mult.astype(np.int32), shift,
                  math.floor((y.zero_point + 0.5) * 2 ** shift), lo, hi, in_zero, y.zero_point)
 
 
@@ -218,14 +224,15 @@ def codebooks(weights: Weights, graph: Graph) -> tuple[dict[str, Quantized], tup
 
 
 def quantize(weights: Weights, graph: Graph, plan: Plan, ranges: dict[str, tuple[float, float]],
-             pre: Preprocessing) -> Engine:
-    """The engine of `plan` (whose graph may fuse pools of `graph`), calibrated by `ranges` of `graph`."""
+             pre: Preprocessing, dense: bool = False) -> Engine:
+    """The engine of `plan` (whose graph may fuse pools of `graph`), calibrated by `ranges` of `graph`; `dense`:
+    the weights stored as plain int8 (to compare with), not as the file's codes."""
     acts = activations(graph, ranges, pre)
     books, clustered = codebooks(weights, plan.graph)
     convs, adds = {}, {}
     for op in plan.graph.ops:
         if isinstance(op, Conv):
-            convs[op.name] = conv_params(op, books[op.name], acts[op.src], acts[op.dst])
+            convs[op.name] = conv_params(op, books[op.name], acts[op.src], acts[op.dst], dense)
         elif isinstance(op, Add):
             adds[op.name] = add_params(op, acts[op.src], acts[op.other], acts[op.dst], graph.shapes[op.dst].c)
     _, lut, source = input_quantization(pre)

@@ -11,61 +11,91 @@
 
 #include "kernels.h"
 
-#define SQZ_BLOCK 32 /* outputs a block computes: the VNNI path's four 8-lane sums */
-
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)
 #define SQZ_AVX512 /* x86 with AVX-512 and VNNI: the same bits, wider */
 #include <immintrin.h>
 #elif defined(__AVX2__)
 #define SQZ_AVX2 /* x86 with AVX2 (pmaddubsw): weights above 64 in magnitude split in two, so no pair saturates */
 #include <immintrin.h>
+#elif defined(__ARM_FEATURE_DSP)
+#define SQZ_DSP /* Cortex-M4/M7: four sums in registers, 16 x 16 multiply-accumulates on halfword lanes */
+#include <arm_acle.h>
 #endif
 
-typedef struct { /* the packed entries: bit position, entries taken, the last one's position (from -1) */
+#ifdef SQZ_DSP
+#define SQZ_BLOCK 4 /* outputs a block computes: what fits the core's registers */
+#else
+#define SQZ_BLOCK 32 /* the VNNI path's four 8-lane sums */
+#endif
+
+typedef struct { /* the packed entries: bit position, the last one's position in the layer (from -1) */
     const uint8_t *data;
-    uint32_t bit, e, pos;
+    uint32_t bit, pos;
 } decoder;
 
-/* The next entry's field: three bytes hold its (at most 16) bits at any bit offset; the stream ends with two
- * spare bytes. */
-static uint32_t peek(const decoder *d)
+/* The 32 bits from bit `bit` on (an entry has at most 16, at any bit offset): one unaligned load where the
+ * byte order allows it; the stream ends with three spare bytes. */
+static uint32_t peek(const uint8_t *data, uint32_t bit)
 {
-    const uint8_t *p = d->data + (d->bit >> 3);
-    return ((uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16)) >> (d->bit & 7u);
+    const uint8_t *p = data + (bit >> 3);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint32_t v;
+    memcpy(&v, p, 4);
+#else
+    const uint32_t v = (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+#endif
+    return v >> (bit & 7u);
 }
 
 /* The entries of the output channel whose weights sit at positions [base, end), as input offsets (`position`:
- * offset by position within the channel) and weights, zeros left out; the list is padded to a multiple of 4
- * with zero weights at offset 0 (in bounds), so that it can be taken four entries at a time. */
+ * offset by position within the channel) and weights, zeros left out; on x86 the list is padded to a multiple of
+ * 4 with zero weights at offset 0 (in bounds), so that it can be taken four entries at a time. The decoder's
+ * state is kept in locals: stores to the lists could alias it. */
+/* Appends a nonzero weight at an input offset (on AVX2 a weight above 64 in magnitude as two halves, w / 2 and
+ * w - w / 2, so that no pmaddubsw pair saturates); returns the new count. */
+static int add_entry(int32_t *offset, int8_t *weight, int n, int32_t at, int8_t w)
+{
+    if (w == 0)
+        return n;
+#ifdef SQZ_AVX2
+    if (w > 64 || w < -64) {
+        offset[n] = at;
+        weight[n++] = (int8_t)(w / 2);
+        w = (int8_t)(w - w / 2);
+    }
+#endif
+    offset[n] = at;
+    weight[n] = w;
+    return n + 1;
+}
+
 static int entries_of(const sqz_conv_layer *L, decoder *d, uint32_t base, uint32_t end, const int32_t *position,
                       int32_t *offset, int8_t *weight)
 {
-    const uint32_t width = L->bits + L->gap_bits, code_mask = (1u << L->bits) - 1u;
+    const uint8_t *const data = d->data;
+    const int8_t *const book = L->codebook;
+    const uint32_t bits = L->bits, width = bits + L->gap_bits, stop = L->entries * width, taps = end - base;
     const uint32_t gap_mask = (1u << L->gap_bits) - 1u;
+    uint32_t bit = d->bit, at = d->pos - base; /* the last entry's position within this channel (from -1) */
     int n = 0;
-    while (d->e < L->entries) {
-        const uint32_t v = peek(d), at = d->pos + ((v >> L->bits) & gap_mask) + 1u, code = v & code_mask;
-        if (at >= end) /* the next output channel's */
+    if (bits == 0) /* dense int8 weights (a build to compare with): nothing to decode */
+        for (at = 0; at < taps; at++)
+            n = add_entry(offset, weight, n, position[at], (int8_t)data[base + at]);
+    for (; bit < stop; bit += width) {
+        const uint32_t v = peek(data, bit), next = at + ((v >> bits) & gap_mask) + 1u;
+        if (next >= taps) /* the next output channel's */
             break;
-        d->pos = at;
-        d->bit += width;
-        d->e++;
-        offset[n] = position[at - base];
-        weight[n] = L->codebook[code];
-#ifdef SQZ_AVX2
-        if (weight[n] > 64 || weight[n] < -64) { /* w = w/2 + (w - w/2), both halves at most 64 */
-            offset[n + 1] = offset[n];
-            weight[n + 1] = (int8_t)(weight[n] - weight[n] / 2);
-            weight[n] = (int8_t)(weight[n] / 2);
-            n++;
-        }
-#endif
-        n += code != 0;
+        at = next;
+        n = add_entry(offset, weight, n, position[at], book[v & ((1u << bits) - 1u)]);
     }
+    d->bit = bit;
+    d->pos = at + base;
+#if defined(SQZ_AVX512) || defined(SQZ_AVX2)
     for (; n % 4; n++) {
         offset[n] = 0;
         weight[n] = 0;
     }
+#endif
     return n;
 }
 
@@ -140,7 +170,33 @@ static void block64(const uint8_t *in, const int32_t *offset, const int8_t *weig
 }
 #endif
 
-#if !defined(SQZ_AVX512) && !defined(SQZ_AVX2)
+#ifdef SQZ_DSP
+/* acc[0..4) = sum over the entries of weight * in[offset + i]: the four pixels of one word load, split into their
+ * even and odd bytes as halfwords (uxtb16), each multiplied by the weight into its own register (smlabb, smlatb). */
+static void block(const uint8_t *in, const int32_t *offset, const int8_t *weight, int n, int32_t *acc)
+{
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    int j;
+    for (j = 0; j < n; j++) {
+        uint32_t x;
+        int32_t w = weight[j];
+        memcpy(&x, in + offset[j], 4); /* an unaligned word load */
+        {
+            const int16x2_t even = (int16x2_t)__uxtb16(x), odd = (int16x2_t)__uxtb16(x >> 8 | x << 24);
+            a0 = __smlabb(even, w, a0);
+            a2 = __smlatb(even, w, a2);
+            a1 = __smlabb(odd, w, a1);
+            a3 = __smlatb(odd, w, a3);
+        }
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+#endif
+
+#if !defined(SQZ_AVX512) && !defined(SQZ_AVX2) && !defined(SQZ_DSP)
 /* acc[0..SQZ_BLOCK) = sum over the entries of weight * in[offset + i]; |weight * x| <= 128 * 255 is exact in
  * 16 bits (a loop compilers vectorize). */
 static void block(const uint8_t *in, const int32_t *offset, const int8_t *weight, int n, int32_t *acc)
@@ -296,7 +352,7 @@ void sqz_conv(const sqz_conv_layer *L, const uint8_t *in, uint8_t *out, int32_t 
                               + L->origin + kx / s;
     position -= taps;
     d.data = L->codes;
-    d.bit = d.e = 0;
+    d.bit = 0;
     d.pos = (uint32_t)-1;
     for (o = 0; o < L->out_c; o++) {
         const uint32_t base = (uint32_t)o * (uint32_t)taps;
@@ -306,21 +362,42 @@ void sqz_conv(const sqz_conv_layer *L, const uint8_t *in, uint8_t *out, int32_t 
     }
 }
 
-void sqz_input(const sqz_input_layer *L, const uint8_t *rgb, uint8_t *out)
+/* One image row into its stored places: channel c, column phase px at dst + c * cstride + px * pstride. */
+static void input_row(const sqz_input_layer *L, const uint8_t *rgb, uint8_t *dst, uint32_t cstride,
+                      uint32_t pstride)
 {
     const int s = L->phases, b = L->border;
-    int c, py, px, i, j;
+    int c, px, j;
     for (c = 0; c < 3; c++)
+        for (px = 0; px < s; px++) {
+            uint8_t *o = dst + c * cstride + px * pstride;
+            for (j = 0; j < L->cols; j++) {
+                const int x = j * s + px - b;
+                o[j] = x >= 0 && x < L->width ? L->lut[c][rgb[x * 3 + L->source[c]]] : L->zero[c];
+            }
+        }
+}
+
+int sqz_input(const sqz_input_layer *L, const uint8_t *(*read)(void *context, int y, uint8_t *buffer),
+              void *context, uint8_t *buffer, uint8_t *out)
+{
+    const int s = L->phases, b = L->border;
+    const uint32_t plane = (uint32_t)L->rows * L->cols;
+    int c, py, px, i, y;
+    for (c = 0; c < 3; c++) /* the border rows: the zero point */
         for (py = 0; py < s; py++)
-            for (px = 0; px < s; px++)
-                for (i = 0; i < L->rows; i++) {
-                    const int y = i * s + py - b;
-                    for (j = 0; j < L->cols; j++) {
-                        const int x = j * s + px - b;
-                        const int inside = y >= 0 && y < L->height && x >= 0 && x < L->width;
-                        *out++ = inside ? L->lut[c][rgb[(y * L->width + x) * 3 + L->source[c]]] : L->zero[c];
-                    }
-                }
+            for (i = 0; i < L->rows; i++)
+                if (i * s + py < b || i * s + py - b >= L->height)
+                    for (px = 0; px < s; px++)
+                        memset(out + ((uint32_t)(c * s + py) * s + px) * plane + i * L->cols, L->zero[c], L->cols);
+    for (y = 0; y < L->height; y++) {
+        const uint8_t *rgb = read(context, y, buffer);
+        if (rgb == NULL)
+            return -1;
+        input_row(L, rgb, out + (uint32_t)((y + b) % s * s) * plane + (uint32_t)((y + b) / s) * L->cols,
+                  (uint32_t)(s * s) * plane, plane);
+    }
+    return 0;
 }
 
 void sqz_maxpool(uint8_t *in, uint8_t *out, int channels, int h, int w, int out_h, int out_w)
@@ -353,4 +430,174 @@ int sqz_argmax(const int32_t *values, int n)
         if (values[i] > values[best])
             best = i;
     return best;
+}
+
+/* ---- Streaming: a chain of stages run row by row (see kernels.h). ---- */
+
+typedef struct {
+    const sqz_stream_plan *plan;
+    uint8_t *a;
+    int32_t *scores;
+    uint16_t done[SQZ_MAX_STAGES]; /* output rows made, per stage */
+    int16_t held[SQZ_MAX_STAGES];  /* the last input row in its ring */
+} stream_state;
+
+static uint8_t *row_of(const sqz_rows *R, uint8_t *a, int r)
+{
+    return a + R->offset + (uint32_t)((r + R->border) % R->slots) * R->row_stride;
+}
+
+/* A kept row set to the padding's value (per channel: `zero`, else R->zero). */
+static void zero_row(const sqz_rows *R, uint8_t *row, const uint8_t *zero)
+{
+    int c;
+    for (c = 0; c < R->channels; c++)
+        memset(row + (uint32_t)c * R->channel_stride, zero ? zero[c] : R->zero, (size_t)R->phases * R->cols);
+}
+
+static void zero_rows(const sqz_rows *R, uint8_t *a, const uint8_t *zero)
+{
+    int r;
+    for (r = 0; r < R->slots; r++)
+        zero_row(R, a + R->offset + (uint32_t)r * R->row_stride, zero);
+}
+
+/* The row handed down after output row y: y, or with a fused 3x3/2 pool the pooled row y completes (-1: none). */
+static int handed(const sqz_stage *T, int y)
+{
+    if (T->conv[0]->epilogue != SQZ_MAXPOOL)
+        return y;
+    if (y >= 2 && y % 2 == 0)
+        return y / 2 - 1;
+    return y % 2 == 1 && y == T->out_h - 1 ? (y - 1) / 2 : -1;
+}
+
+/* A requantized row of a fused pool merged into the pooled row under construction: its 3-wide maxima start it (y
+ * even), join it (y odd), or complete it into `dst` (y even from 2, or the last row), and y even starts the next. */
+static void pool_into(const uint8_t *row, int w, uint8_t *built, int pool_w, int y, const sqz_stage *T,
+                      uint8_t *dst)
+{
+    const int starts = y % 2 == 0 && y / 2 < T->conv[0]->pool_h, ends = handed(T, y) >= 0;
+    int x, i;
+    for (x = 0; x < pool_w; x++) {
+        const int x1 = 2 * x + 3 < w ? 2 * x + 3 : w;
+        uint8_t m = row[2 * x];
+        for (i = 2 * x + 1; i < x1; i++)
+            m = row[i] > m ? row[i] : m;
+        if (ends)
+            dst[x] = built[x] > m ? built[x] : m;
+        if (starts)
+            built[x] = m;
+        else if (!ends)
+            built[x] = built[x] > m ? built[x] : m;
+    }
+}
+
+/* Output row y of one of a stage's convolutions, every channel: the taps' offsets from the rows its ring holds,
+ * each channel's entries decoded and summed over the row, then requantized into `dst` (the next rows), pooled, or
+ * summed into the scores. */
+static void conv_row(stream_state *S, const sqz_stage *T, const sqz_conv_layer *L, int y, uint8_t *dst,
+                     const sqz_rows *next)
+{
+    const int k = L->kernel, ph = T->in.phases, count = L->out_w, pad = T->in.border - L->origin;
+    const int taps = L->in_c * k * k, room = (2 * taps + 3) / 4 * 4;
+    int32_t *acc = (int32_t *)(void *)(S->a + S->plan->scratch), *position = acc + count, *offset = position + taps;
+    int8_t *weight = (int8_t *)(void *)(offset + room);
+    uint8_t *row = (uint8_t *)(void *)(offset + room + room / 4);
+    decoder d;
+    int c, ky, kx, o, x;
+    for (ky = 0; ky < k; ky++) {
+        const int32_t base = (int32_t)(row_of(&T->in, S->a, T->stride * y - pad + ky) - S->a);
+        for (c = 0; c < L->in_c; c++)
+            for (kx = 0; kx < k; kx++)
+                position[(c * k + ky) * k + kx] = base + (int32_t)(c * T->in.channel_stride)
+                                                  + kx % ph * T->in.cols + L->origin + kx / ph;
+    }
+    d.data = L->codes;
+    d.bit = 0;
+    d.pos = (uint32_t)-1;
+    for (o = 0; o < L->out_c; o++) {
+        const uint32_t base = (uint32_t)o * (uint32_t)taps, ch = (uint32_t)(L->channel + o);
+        const int n = entries_of(L, &d, base, base + (uint32_t)taps, position, offset, weight);
+        const int32_t bias = L->bias[o], mult = L->mult[L->mult_per_channel ? o : 0];
+        accumulate(S->a, offset, weight, n, acc, count);
+        if (L->epilogue == SQZ_SUM) {
+            int32_t sum = 0;
+            for (x = 0; x < count; x++)
+                sum += requantize(L, acc[x], bias, mult) - L->out_zero;
+            S->scores[o] += sum;
+        } else if (L->epilogue == SQZ_STORE) {
+            requantize_row(L, acc, count, bias, mult, dst + ch * next->channel_stride + next->border);
+        } else {
+            requantize_row(L, acc, count, bias, mult, row);
+            pool_into(row, count, S->a + T->pool + ch * L->pool_w, L->pool_w, y, T,
+                      dst + ch * next->channel_stride + next->border);
+        }
+    }
+}
+
+static void push(stream_state *S, int i, int r);
+
+static void make_row(stream_state *S, int i, int y)
+{
+    const sqz_stage *T = &S->plan->stages[i];
+    const sqz_rows *next = i + 1 < S->plan->count ? &T[1].in : &S->plan->out;
+    const int out = handed(T, y);
+    uint8_t *dst = next->slots && out >= 0 ? row_of(next, S->a, out) : S->a;
+    conv_row(S, T, T->conv[0], y, dst, next);
+    if (T->conv[1])
+        conv_row(S, T, T->conv[1], y, dst, next);
+    if (out >= 0 && i + 1 < S->plan->count) {
+        S->held[i + 1] = (int16_t)out;
+        push(S, i + 1, out);
+    }
+}
+
+/* Stage i has its input rows up to r (-1: only the top padding): it makes every output row it now can; after its
+ * last input row, the bottom padding rows are set as they are needed. */
+static void push(stream_state *S, int i, int r)
+{
+    const sqz_stage *T = &S->plan->stages[i];
+    const int last = r == T->in_h - 1;
+    while (S->done[i] < T->out_h) {
+        const int y = S->done[i], top = T->stride * y + T->reach;
+        if (top > r && !last)
+            return;
+        while (S->held[i] < top)
+            zero_row(&T->in, row_of(&T->in, S->a, ++S->held[i]), NULL);
+        S->done[i]++;
+        make_row(S, i, y);
+    }
+}
+
+int sqz_stream(const sqz_stream_plan *P, const uint8_t *(*read)(void *context, int y, uint8_t *buffer),
+               void *context, uint8_t *a, int32_t *scores)
+{
+    const sqz_stage *first = &P->stages[0];
+    const sqz_conv_layer *last = P->stages[P->count - 1].conv[0];
+    stream_state S;
+    int i, y;
+    S.plan = P;
+    S.a = a;
+    S.scores = scores;
+    for (i = 0; i < P->count; i++) {
+        S.done[i] = 0;
+        S.held[i] = -1;
+        zero_rows(&P->stages[i].in, a, i ? NULL : P->input->zero);
+    }
+    if (P->out.slots)
+        zero_rows(&P->out, a, NULL);
+    else
+        memset(scores, 0, sizeof *scores * last->out_c);
+    for (i = P->count - 1; i >= 0; i--) /* rows that need only the top padding */
+        push(&S, i, -1);
+    for (y = 0; y < P->input->height; y++) {
+        const uint8_t *rgb = read(context, y, a + P->rgb);
+        if (rgb == NULL)
+            return -1;
+        input_row(P->input, rgb, row_of(&first->in, a, y), first->in.channel_stride, first->in.cols);
+        S.held[0] = (int16_t)y;
+        push(&S, 0, y);
+    }
+    return 0;
 }

@@ -6,6 +6,8 @@
  * weight, one contiguous run of its input per block of outputs. A convolution's weights stay as exported: per
  * layer an int8 codebook and fixed-width entries of a code and a relative index (the zeros skipped before it), decoded
  * while the convolution runs, one output channel at a time; a zero weight is skipped, never multiplied.
+ * A streamed chain of layers (sqz_stream) runs row by row instead: each stage keeps the rows of its input its kernel
+ * still needs in a ring, makes each output row once and hands it down before making the next.
  * Nothing is allocated and nothing is checked at run time: every size, offset and bound was checked at export. */
 #ifndef SQZ_KERNELS_H
 #define SQZ_KERNELS_H
@@ -30,13 +32,14 @@ typedef struct {
     uint16_t channel;                /* the first channel of the destination written (a Fire's concat in place) */
     uint8_t kernel, phases, origin;  /* phases: the stride; origin: the input's border minus the padding */
     uint8_t out_border;              /* the destination's border (SQZ_STORE) */
-    uint8_t epilogue, bits, gap_bits, shift; /* an entry: code | gap << bits (gap_bits 0: every weight has one) */
+    uint8_t epilogue, bits, gap_bits, shift; /* an entry: code | gap << bits (gap_bits 0: every weight has one;
+                                              * bits 0: `codes` holds the dense int8 weights, a comparison build) */
     uint8_t mult_per_channel;        /* 0: one multiplier for the layer (no BatchNorm folded in) */
     int32_t lo, hi;                  /* output clamp (ReLU: lo is the output zero point) */
     int32_t out_zero;                /* the border's value; SQZ_SUM: subtracted before summing */
     uint32_t entries;                /* entries in `codes` */
     int64_t rounding;                /* (zero point + 1/2) << shift */
-    const uint8_t *codes;            /* the entries, packed LSB first, two spare bytes at the end */
+    const uint8_t *codes;            /* the entries, packed LSB first, three spare bytes at the end */
     const int8_t *codebook;          /* 2^bits values, codebook[0] == 0 */
     const int32_t *bias, *mult;      /* per output channel, in accumulator units; the multiplier's Q(shift) */
 } sqz_conv_layer;
@@ -49,7 +52,43 @@ typedef struct {
     const int64_t *offset;          /* per channel: bias + (zero point + 1/2), << shift */
 } sqz_add_layer;
 
-void sqz_input(const sqz_input_layer *layer, const uint8_t *rgb_hwc, uint8_t *out);
+typedef struct {
+    uint32_t offset;         /* arena offset of the first kept row */
+    uint32_t row_stride;     /* bytes from one kept row to the next */
+    uint32_t channel_stride; /* bytes from a channel's row to the next channel's */
+    uint16_t slots;          /* rows kept: row r is in slot (r + border) % slots (a whole map keeps them all) */
+    uint16_t channels, cols; /* a row: channels x phases x cols stored bytes */
+    uint8_t border, phases;  /* columns of padding each side; a strided reader's column phases */
+    uint8_t zero;            /* the padding's value */
+} sqz_rows;
+
+typedef struct {
+    const sqz_conv_layer *conv[2]; /* conv[1]: NULL, or a Fire's second expand (same input, the next channels) */
+    sqz_rows in;                   /* its input rows */
+    uint16_t in_h, out_h;          /* input rows; the convolutions' output rows (before a fused pool) */
+    uint8_t stride;
+    int8_t reach;                  /* output row y needs input rows up to stride * y + reach */
+    uint32_t pool;                 /* SQZ_MAXPOOL: arena offset of the pooled row under construction */
+} sqz_stage;
+
+typedef struct {
+    const sqz_input_layer *input;
+    const sqz_stage *stages;
+    uint16_t count;
+    sqz_rows out;          /* where the last stage writes: a whole map (slots 0: it sums into the scores) */
+    uint32_t rgb, scratch; /* arena offsets: one image row for the reader, the convolutions' scratch (one block) */
+} sqz_stream_plan;
+
+#define SQZ_MAX_STAGES 64
+
+/* The image, pulled row by row from `read` (model.h's sqz_row_reader), through the layers of `plan`; returns -1 if
+ * the reader returned NULL, else 0. */
+int sqz_stream(const sqz_stream_plan *plan, const uint8_t *(*read)(void *context, int y, uint8_t *buffer),
+               void *context, uint8_t *arena, int32_t *scores);
+
+/* The image converted into the whole (phase-split, bordered) input tensor `out`, row by row; -1 as sqz_stream. */
+int sqz_input(const sqz_input_layer *layer, const uint8_t *(*read)(void *context, int y, uint8_t *buffer),
+              void *context, uint8_t *buffer, uint8_t *out);
 
 /* out: the destination tensor (SQZ_STORE, SQZ_MAXPOOL); scores: out_c sums (SQZ_SUM); scratch (int32 words):
  * the accumulators ((out_h - 1) * in_cols + out_w), each weight position's input offset (in_c * kernel^2), the
