@@ -85,7 +85,7 @@ def section_c_engine(out: Path, results: Path) -> str:
     if not path.is_file():
         return ""
     r = json.loads(path.read_text())
-    rows = [row for name, m in r["models"].items() for row in _rows(name, m)]
+    rows = [row for name, m in r["models"].items() if "plans" in m for row in _rows(name, m)]  # this format's
     table = "\n".join("| " + " | ".join(x) + " |" for x in [["model", "figure", "value"], ["---"] * 3, *rows])
     figure = ""
     if path.with_suffix(".png").is_file():
