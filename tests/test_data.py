@@ -10,7 +10,7 @@ import torch
 
 from squeezenet.data.augment import center_crop, random_resized_crop, random_resized_crop_params, to_nchw
 from squeezenet.data.cache import decode_cached, decoded_cache_paths
-from squeezenet.data.folders import list_samples
+from squeezenet.data.folders import dataset, list_samples
 from squeezenet.errors import SqueezeNetError
 
 
@@ -54,3 +54,13 @@ def test_augmentation_on_uint8(folder, tmp_path):
     assert y.shape == (4, 3, 32, 32) and -1e-3 <= y.min() and y.max() <= 255 + 1e-3
     assert torch.equal(t, random_resized_crop_params(4, torch.Generator().manual_seed(0), (0.35, 1.0)))
     assert center_crop(x, 32).shape == (4, 3, 32, 32)
+
+
+def test_folder_mistakes_say_what_to_pass(tiny, tmp_path):
+    with pytest.raises(SqueezeNetError, match=r"^data folder not found: .*typo$"):
+        dataset(tmp_path / "typo")
+    with pytest.raises(SqueezeNetError, match=f"pass its parent, --data {tiny}$"):
+        dataset(tiny / "train")
+    assert dataset(tiny) == tiny
+    with pytest.raises(SqueezeNetError, match=f"not among the model's classes: pass the split, e.g. {tiny / 'val'}"):
+        list_samples(tiny, classes=sorted(os.listdir(tiny / "val")))

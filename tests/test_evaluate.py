@@ -148,3 +148,45 @@ def test_cli_evaluate_and_predict(authors_model, imagenet_val, capsys):
     with pytest.raises(SystemExit) as e:
         main(["evaluate", "--weights", weights, "--data", str(imagenet_val), "--limit", "0"])
     assert e.value.code == 2 and "positive integer" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ fidelity to a reference, image by image
+
+def test_paired_interval_by_hand():
+    from math import comb
+
+    from squeezenet.training.fidelity import clopper_pearson, compare, paired_interval
+
+    # all 3 discordant images go the weights' way: the lower end solves p^3 = 0.025, the upper is 1
+    assert paired_interval(3, 0, 10) == pytest.approx((3 * (2 * 0.025 ** (1 / 3) - 1) / 10, 0.3), abs=1e-9)
+    # one each way out of 2: P(X >= 1) = 1 - (1 - p)^2 = 0.025 at the lower end, symmetric above
+    low = 1 - 0.975 ** 0.5
+    assert clopper_pearson(1, 2) == pytest.approx((low, 1 - low), abs=1e-9)
+    assert paired_interval(1, 1, 50) == pytest.approx((2 * (2 * low - 1) / 50, 2 * (1 - 2 * low) / 50), abs=1e-9)
+    lo, hi = clopper_pearson(5, 12)  # the defining tail sums, written out
+    assert sum(comb(12, i) * lo ** i * (1 - lo) ** (12 - i) for i in range(5, 13)) == pytest.approx(0.025, abs=1e-9)
+    assert sum(comb(12, i) * hi ** i * (1 - hi) ** (12 - i) for i in range(0, 6)) == pytest.approx(0.025, abs=1e-9)
+    # 2 images, 3 classes: W right on image 0 only, R wrong on both; they agree on image 1
+    w, r = torch.tensor([[3.0, 0, 0], [0, 0, 2]]), torch.tensor([[0.0, 3, 0], [0, 0, 1]])
+    f = compare(w, r, [0, 1])
+    assert (f["agreement"], f["paired_difference"], f["only_weights_right"], f["only_reference_right"]) == \
+        (0.5, 0.5, 1, 0)
+    same = compare(w, w.clone(), [0, 1])
+    assert same["agreement"] == 1 and same["paired_difference"] == 0 and same["paired_ci95"] == [0, 0]
+    assert same["kl"] == pytest.approx(0, abs=1e-12) and f["kl"] > 0
+
+
+def test_cli_reference_pools_folders_across_runtimes(authors_model, shared, capsys):
+    weights, data = str(authors_model / NET), [str(shared / "data" / d) for d in ("imagenet-val-1300",
+                                                                                 "imagenet-sample-750")]
+    assert main(["evaluate", weights, "--reference", weights, "--data", *data, "--limit", "3", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["images"] == 6 and r["agreement"] == 1 and r["paired_difference"] == 0 and r["paired_ci95"] == [0, 0]
+    assert r["kl"] == pytest.approx(0, abs=1e-9) and r["reference"]["top1"] == r["top1"]
+    assert (r["backend"], r["reference"]["backend"]) == ("torch", "torch")
+    # the same network exported and run by ONNX Runtime against the torch weights: a few ulps apart, same answers
+    assert main(["evaluate", weights, "--backend", "onnxruntime", "--reference", weights, "--data", *data,
+                 "--limit", "4"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "(onnxruntime fp32)" in out[0] and "reference" in out[1] and out[2].startswith("agreement 100.00%")
+    assert "95% CI +0.00 to +0.00" in out[2]

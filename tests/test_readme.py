@@ -27,6 +27,7 @@ SMALL = [  # (pattern, replacement): what makes a long command short
     (r"--train-limit \d+", "--train-limit 24"),
     (r"--fisher-batches \d+", "--fisher-batches 2"),
     (r"--retrain-epochs \d+", "--retrain-epochs 1"),
+    (r"--reconstruct-steps \d+", "--reconstruct-steps 2 --reconstruct-images 16"),
     (r"(squeezenet train (?!--resume).*)", r"\1 --max-steps 3 --batch-size 8"),
     (r"(squeezenet explore .*)", r"\1 --batch-size 8 --train-arg='--max-steps 3'"),
     (r"(squeezenet explore --sweep sr .*)", r"\1 --values 0.125 0.25"),

@@ -78,7 +78,7 @@ def test_two_workers_one_killed_mid_trial(backend, data, tmp_path):
     v10, v11 = (firmware_ram(smallest_plan(lower(create_model(m, num_classes=3), 32)).arena, 3)
                 for m in ("squeezenet1_0", "squeezenet1_1"))
     limit = (v10 + v11) // 2  # v1.1 fits, v1.0 does not
-    first = subprocess.Popen(_cmd("--search", "--trials", "3", "--sizes", "32", "--max-ram", str(limit),
+    first = subprocess.Popen(_cmd("--search", "--trials", "2", "--sizes", "32", "--max-ram", str(limit),
                                   "--data", str(data), "--out", str(out), *TRAIN, *storage))
     deadline = time.time() + 120
     while (victim := _running(out, first.pid, storage)) is None:

@@ -39,8 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--study", help="the study's name (default: the sweep's, or 'search')")
     p.add_argument("--heartbeat", type=positive_int, default=20, metavar="SECONDS", help="database storage: a "
                    "trial's worker beats this often; after three missed beats another worker takes the trial over")
-    p.add_argument("--trials", type=positive_int, help="search: trials in all (default 16); worker: at most this "
-                   "many")
+    p.add_argument("--trials", type=positive_int, help="search: configurations trained in all (default 16; those "
+                   "over a limit are recorded, not counted); worker: at most this many")
     p.add_argument("--values", nargs="+", help="sweep: values of the swept metaparameter (default: the paper's)")
     p.add_argument("--runs", help="folder of the training runs (default OUT/runs); sweeps sharing it train a "
                    "configuration they have in common once")

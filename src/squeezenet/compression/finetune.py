@@ -19,7 +19,7 @@ from torch import nn
 from squeezenet import progress
 from squeezenet.compression.options import CompressOptions
 from squeezenet.compression.quantize import quantizable
-from squeezenet.data.augment import random_resized_crop, random_resized_crop_params
+from squeezenet.data.augment import center_crop, random_resized_crop, random_resized_crop_params, to_nchw
 from squeezenet.data.cache import decode_cached
 from squeezenet.data.folders import list_samples
 from squeezenet.formats.weights import Weights
@@ -35,13 +35,28 @@ class Batches:
         self.pre = weights.preprocessing
         self.decoded = decode_cached(samples, self.pre.crop_size, warp=self.pre.resize_mode == "warp")
         self.gen = torch.Generator().manual_seed(opts.seed)
-        self.batch_size = opts.batch_size
+        self.batch_size, self.scale = opts.batch_size, (opts.crop_scale, 1.0)
         self.mixup, self.rng = opts.mixup, np.random.default_rng(opts.seed)
+        self.odds: torch.Tensor | None = None  # a drawing weight per image (`balance`), else uniform
+
+    def balance(self, teacher: nn.Module) -> int:
+        """Draw each image with odds 1 / (images the teacher gives the same top-1, on its centre crop), so its
+        predictions spread over as many classes as the images allow; returns how many classes they reach."""
+        top = []
+        with torch.no_grad():
+            for i in progress.bar(range(0, len(self.decoded), 64), desc="teacher's classes", leave=False):
+                x = center_crop(to_nchw(self.decoded.images[i:i + 64]), self.pre.crop_size)
+                top.append(teacher(self.pre.normalize(x)).argmax(1))
+        top = torch.cat(top)
+        self.odds = 1.0 / torch.bincount(top).double()[top]
+        return len(top.unique())
 
     def __call__(self, mix: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = torch.randint(len(self.decoded), (self.batch_size,), generator=self.gen).sort().values.numpy()
+        idx = (torch.randint(len(self.decoded), (self.batch_size,), generator=self.gen) if self.odds is None else
+               torch.multinomial(self.odds, self.batch_size, replacement=True, generator=self.gen))
+        idx = idx.sort().values.numpy()
         x = torch.from_numpy(np.ascontiguousarray(self.decoded.images[idx])).permute(0, 3, 1, 2)
-        theta = random_resized_crop_params(len(idx), self.gen, scale=(0.35, 1.0))
+        theta = random_resized_crop_params(len(idx), self.gen, scale=self.scale)
         x = self.pre.normalize(random_resized_crop(x, self.pre.crop_size, theta))
         if self.mixup and mix:
             lam = torch.from_numpy(self.rng.beta(self.mixup, self.mixup, (len(idx), 1, 1, 1)).astype(np.float32))

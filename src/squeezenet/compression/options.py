@@ -53,6 +53,16 @@ class CompressOptions:
                            "toward their uncompressed values, ANCHOR x the Fisher-weighted squared distance")
     mixup: float = option(0.0, low=0.0, high=100.0, help="with --loss distill: blend each training image with "
                           "another by a Beta(MIXUP, MIXUP) weight, so the teacher's targets span more classes")
+    reconstruct_steps: int = option(0, low=0, high=10**6, help="block reconstruction after quantization: Adam steps "
+                                    "per block (conv1, each Fire module, the head), then as many with all blocks "
+                                    "together; the weights' levels and assignment and the biases train (0: off)")
+    reconstruct_images: int = option(1024, low=1, high=10**6, help="unlabelled crops of --data the blocks are "
+                                     "reconstructed on")
+    lr_reconstruct: float = option(5e-5, low=1e-10, high=1.0, help="Adam learning rate of block reconstruction")
+    crop_scale: float = option(0.35, low=0.01, high=1.0, help="smallest area fraction of a random resized crop in "
+                               "fine-tuning and reconstruction")
+    balance: bool = option(False, help="draw the training images so that the uncompressed model's top-1 "
+                           "predictions spread over as many classes as they can")
     loss: str = option("distill", choices=LOSSES, help="soft targets from the uncompressed model, labels, or both")
     temperature: float = option(2.0, low=0.05, high=100.0, help="distillation temperature")
     lr_retrain: float = option(1e-4, low=1e-10, high=1.0, help="Adam learning rate of retraining")
@@ -83,6 +93,8 @@ class CompressOptions:
             raise ConfigError("--reassign needs --finetune-epochs > 0")
         if self.anchor and not (self.reassign and self.fisher_batches):
             raise ConfigError("--anchor needs --reassign and --fisher-batches > 0")
+        if self.reconstruct_steps and not self.quantize:
+            raise ConfigError("--reconstruct-steps reconstructs the quantized blocks: it needs quantization")
         if self.mixup and self.loss != "distill":
             raise ConfigError("--mixup needs --loss distill (a blend has no single label)")
 

@@ -32,6 +32,7 @@ from squeezenet.compression.prune import (
     table1_densities,
 )
 from squeezenet.compression.quantize import layer_bits, quantizable, quantize_model, rd_lambdas
+from squeezenet.compression.reconstruct import reconstruct
 from squeezenet.compression.sharing import WeightSharing
 from squeezenet.compression.sizes import fp32_layers, sparse_fp32_bytes
 from squeezenet.data.folders import training_images
@@ -99,35 +100,47 @@ def _prune_and_retrain(model: nn.Module, teacher: nn.Module, batches, opts: Comp
     return pruner
 
 
-def _quantize(model: nn.Module, teacher: nn.Module, batches, opts: CompressOptions, steps: int) -> dict:
-    """Weight sharing (Fisher-weighted when asked), then the centroids (and with `reassign` the weights, from
-    their values before quantization) fine-tuned for `steps` batches."""
+def _quantize(model: nn.Module, teacher: nn.Module, batches, opts: CompressOptions, steps: int,
+              log: Callable[[str], None]) -> dict:
+    """Weight sharing (Fisher-weighted when asked), then block reconstruction when asked, then the centroids (and
+    with `reassign` the weights, from their values before quantization) fine-tuned for `steps` batches."""
     importance = fisher(model, batches, opts.fisher_batches) if opts.fisher_batches else None
     bits = opts.bits if opts.fc_bits is None else layer_bits(model, opts.bits, opts.fc_bits)
-    latent = {n: model.get_parameter(n).detach().clone() for n in quantizable(model)} if opts.reassign else None
-    lambdas = rd_lambdas(model, opts.rate, importance) if opts.reassign else None
+    learn = opts.reassign or opts.reconstruct_steps > 0  # the weights' assignment to levels trains too
+    latent = {n: model.get_parameter(n).detach().clone() for n in quantizable(model)} if learn else None
+    lambdas = rd_lambdas(model, opts.rate, importance) if learn else None
     quantized = quantize_model(model, bits, opts.init, opts.rate, importance, opts.rdo)
+    if not (steps or opts.reconstruct_steps):
+        return quantized
+    pull = {n: opts.anchor * f for n, f in importance.items()} if opts.anchor else None
+    sharing = WeightSharing(model, quantized, latent, lambdas, pull)
+    if opts.reconstruct_steps:
+        images = [batches()[0] for _ in range(-(-opts.reconstruct_images // opts.batch_size))]
+        reconstruct(model, teacher, sharing, images, opts.reconstruct_steps, opts.reconstruct_steps,
+                    opts.lr_reconstruct, opts.seed, log)
     if steps:
-        pull = {n: opts.anchor * f for n, f in importance.items()} if opts.anchor else None
-        sharing = WeightSharing(model, quantized, latent, lambdas, pull)
         biases = [p for n, p in model.named_parameters() if n not in quantized]
         train_steps(model, teacher, batches, sharing.parameters() + biases, steps, opts.lr_finetune, opts,
                     after_backward=sharing.accumulate, after_step=sharing.sync,
                     desc="fine-tuning the weights and centroids" if opts.reassign else "fine-tuning the centroids")
-        quantized = sharing.quantized()
-    return quantized
+    return sharing.quantized()
 
 
 def compress(weights: Weights, opts: CompressOptions, data_dir: str | Path | None = None,
              score: Callable[[nn.Module], float] | None = None, log: Callable[[str], None] = print) -> Result:
     """Run the pipeline on `weights`; `score(model)` (e.g. top-1 on held-out images) is recorded per stage."""
     opts.validate()
-    training = opts.retrain_epochs > 0 or opts.finetune_epochs > 0 or opts.fisher_batches > 0
+    training = opts.retrain_epochs > 0 or opts.finetune_epochs > 0 or opts.fisher_batches > 0 or \
+        opts.reconstruct_steps > 0
     if training and data_dir is None:
-        raise SqueezeNetError("retraining, fine-tuning and Fisher weighting need --data (training images)")
+        raise SqueezeNetError("retraining, fine-tuning, reconstruction and Fisher weighting need --data (training "
+                              "images)")
     torch.manual_seed(opts.seed)
     teacher = weights.build()
     batches = Batches(weights, training_images(data_dir), opts) if training else None
+    if batches is not None and opts.balance:
+        log(f"balanced transfer set: the uncompressed model's top-1 on the {len(batches.decoded):,} training images "
+            f"reaches {batches.balance(teacher)} classes; each image drawn with odds 1 / its class's count")
 
     def steps(epochs: float) -> int:
         return math.ceil(epochs * len(batches.decoded) / opts.batch_size) if epochs > 0 else 0
@@ -150,7 +163,7 @@ def compress(weights: Weights, opts: CompressOptions, data_dir: str | Path | Non
                   weights.classes, weights.preprocessing, weights.class_ids, meta)
     if not opts.quantize:
         return Result(out, None, fp32_layers(model, sparse=pruner is not None), stage.rows)
-    quantized = _quantize(model, teacher, batches, opts, steps(opts.finetune_epochs))
+    quantized = _quantize(model, teacher, batches, opts, steps(opts.finetune_epochs), log)
     out.state_dict = {k: v.detach().clone() for k, v in model.state_dict().items()}
     data, layers = sqzformat.encode(out, quantized, gap_bits=opts.gap_bits, coders=opts.coders)
     decoded = sqzformat.decode(data).weights

@@ -59,8 +59,10 @@ class WeightSharing:
             p.grad = None
 
     @torch.no_grad()
-    def sync(self) -> None:
-        for n, book in self.books.items():
+    def sync(self, names: list[str] | None = None) -> None:
+        """Write the levels (and re-assigned codes) into the weights of `names` (default: every shared tensor)."""
+        for n in self.books if names is None else names:
+            book = self.books[n]
             table = torch.cat([book.new_zeros(1), book])
             if n in self.latent:
                 bits = code_bits(self.codes[n], len(table), self.codes[n].numel()).float()

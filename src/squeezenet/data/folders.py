@@ -82,7 +82,8 @@ def list_samples(root: str | Path, classes: list[str] | None = None) -> Samples:
     index = {c: i for i, c in enumerate(classes)}
     unknown = [c for c in found if c not in index]
     if unknown:
-        raise SqueezeNetError(f"{root}: class folder {unknown[0]!r} is not among the model's classes")
+        hint = f": pass the split, e.g. {root / 'val'}" if unknown[0] in ("train", "val") else ""
+        raise SqueezeNetError(f"{root}: class folder {unknown[0]!r} is not among the model's classes{hint}")
     paths, labels = [], []
     for c in found:
         images = [p for p in sorted((root / c).iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
@@ -216,6 +217,19 @@ def load_image(path: str | Path) -> Image.Image:
 def image_array(path: str | Path) -> np.ndarray:
     """HxWx3 uint8 RGB array of an image."""
     return np.asarray(load_image(path), dtype=np.uint8)
+
+
+def dataset(data: str | Path) -> Path:
+    """A dataset root (`DIR/train/<class>/...`, `DIR/val/...`), or a one-line error that says what to pass instead:
+    a missing path is "not found", a split folder (DIR/train itself) points to its parent."""
+    root = Path(data)
+    if not root.exists():
+        raise SqueezeNetError(f"data folder not found: {root}")
+    if not (root / "train").is_dir():
+        hint = (f"; it looks like a split: pass its parent, --data {root.parent}" if root.name in ("train", "val")
+                and (root.parent / "train").is_dir() else " (expected DIR/train/<class>/*.JPEG and DIR/val/...)")
+        raise SqueezeNetError(f"{root} has no train/ folder{hint}")
+    return root
 
 
 def training_images(data_dir: str | Path | None) -> Path | None:

@@ -7,7 +7,7 @@ already is int8.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,7 +102,8 @@ def _openvino_ir(path: str | Path, backend: str | None, int8: bool) -> Inference
 
 
 def open_model(path: str | Path, backend: str | None = None, int8: bool = False,
-               calibration: str | Path | None = None, evaluation_data: str | Path | None = None) -> InferenceModel:
+               calibration: str | Path | None = None,
+               evaluation_data: str | Path | Sequence[str | Path] | None = None) -> InferenceModel:
     """Weights (.net, .safetensors, ...), an exported .onnx or OpenVINO IR (.xml), on any backend, fp32 or int8.
 
     The backend defaults to PyTorch for weights and to `fastest_runtime()` for a graph or int8; int8 runs on a
@@ -134,7 +135,8 @@ def open_model(path: str | Path, backend: str | None = None, int8: bool = False,
         desc = description(weights)
     calibrate = int8 and desc.get("precision") != "int8"
     if calibrate:
-        check_disjoint(calibration_dir(calibration), evaluation_data, "calibration images")  # before the export
+        for folder in [evaluation_data] if isinstance(evaluation_data, str | Path) else evaluation_data or []:
+            check_disjoint(calibration_dir(calibration), folder, "calibration images")  # before the export
     if not is_onnx:
         model = to_onnx(weights.build(), weights.preprocessing.crop_size)
         set_description(model, desc)

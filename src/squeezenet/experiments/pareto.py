@@ -39,34 +39,40 @@ def _csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-def write(rows: list[dict], out: str | Path, cost: str, title: str) -> list[Path]:
+def write(rows: list[dict], out: str | Path, cost: str, title: str, limit: int | None = None) -> list[Path]:
     """OUT/results.{csv,json} (every trial, excluded ones with the figure that excluded them), OUT/pareto.csv
-    (the front) and OUT/pareto.png."""
+    (the trained ones, the front first: `on_front` 1) and OUT/pareto.png."""
     out = Path(out)
     best = front(rows, cost)
     write_text(out / "results.csv", _csv(rows) if rows else "")
     write_text(out / "results.json", json.dumps(rows, indent=1))
-    write_text(out / "pareto.csv", _csv([r | {"reference": reference(r) or ""} for r in best]) if best else "")
+    table = sorted((r for r in rows if r["state"] == "complete"), key=lambda r: (r not in best, r[cost]))
+    write_text(out / "pareto.csv", _csv([r | {"on_front": int(r in best), "reference": reference(r) or ""}
+                                         for r in table]) if table else "")
     return [out / "results.csv", out / "results.json", out / "pareto.csv", plot(rows, best, cost,
-                                                                                out / "pareto.png", title)]
+                                                                                out / "pareto.png", title, limit)]
 
 
-def plot(rows: list[dict], best: list[dict], cost: str, png: Path, title: str) -> Path:
+def plot(rows: list[dict], best: list[dict], cost: str, png: Path, title: str, limit: int | None = None) -> Path:
+    """Top-1 against the cost: every trained configuration, the front, the excluded ones at 0 (the paper's marked
+    wherever they fell) and the limit on the cost."""
     fig, ax = subplots(1, 1, figsize=(7, 4.5), layout="constrained")
     done = [r for r in rows if r["state"] == "complete"]
     ax.scatter([r[cost] for r in done], [r["top1"] for r in done], s=18, color="C0", alpha=0.6,
                label=f"trained ({len(done)})")
     ax.step([r[cost] for r in best], [r["top1"] for r in best], where="post", color="C1", label="Pareto front")
     ax.scatter([r[cost] for r in best], [r["top1"] for r in best], s=30, color="C1", zorder=3)
-    out = [r for r in rows if r["state"] == "pruned"]
+    out = [r for r in rows if r["state"] == "pruned" and r[cost] is not None]
     if out:
         ax.scatter([r[cost] for r in out], [0.0] * len(out), marker="x", color="C3",
                    label=f"excluded before training ({len(out)})")
-    for r in done:
+    for r in done + out:
         name = reference(r)
         if name:
-            ax.annotate(name, (r[cost], r["top1"]), xytext=(4, 4), textcoords="offset points", fontsize=9,
-                        weight="bold")
+            ax.annotate(name if r in done else f"{name} (excluded)", (r[cost], r["top1"] or 0.0), xytext=(4, 4),
+                        textcoords="offset points", fontsize=9, weight="bold")
+    if limit:
+        ax.axvline(limit, color="C3", ls="--", lw=1, label=f"limit {limit:,}")
     ax.set(xlabel=cost if cost in ("macs", "params") else f"{cost} (bytes)", ylabel="validation top-1",
            title=title)
     ax.set_xscale("log")

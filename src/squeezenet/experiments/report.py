@@ -7,6 +7,8 @@ with the command that produced it) and are left out when there are none, so the 
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import shutil
 from collections.abc import Callable
@@ -220,8 +222,15 @@ def section_explore(out: Path, results: Path) -> str:
     parts = ["## Design-space exploration (Figure 3, Table 3) on Imagenette\n"]
     for search in searches:  # a search's front (squeezenet explore --search), with the figure it drew
         shutil.copyfile(search / "pareto.png", out / f"pareto_{search.name}.png")
-        parts.append(f"### search: {search.name} (`{results}/explore/{search.name}/`)\n\n```\n"
-                     f"{(search / 'pareto.csv').read_text().strip()}\n```\n\n![front](pareto_{search.name}.png)")
+        rows = list(csv.DictReader(io.StringIO((search / "pareto.csv").read_text())))
+        table = [[r["trial"], r["model"], *(r[k][:6] for k in ("base_e", "incr_e", "freq", "pct3x3", "sr")),
+                  r["bypass"], f"{int(r['ram']):,}", f"{int(r['macs']):,}", _pct(float(r["top1"])),
+                  "yes" if r["on_front"] == "1" else "", r["reference"]] for r in rows]
+        head = ["trial", "stem", "base_e", "incr_e", "freq", "pct3x3", "sr", "bypass", "RAM (B)", "MACs", "top-1",
+                "on the front", "paper"]
+        parts.append(f"### search: {search.name} (`{results}/explore/{search.name}/`: every trained configuration, "
+                     "the Pareto front first)\n\n"
+                     + _md_table(head, table) + f"\n\n![front](pareto_{search.name}.png)")
     for sweep in sweeps:
         rows = json.loads((sweep / "results.json").read_text())
         table = [[r["name"], f"{r['params']:,}", f"{r['bytes_fp32'] / 1e6:.2f}", _pct(r["top1"]), _pct(r["top5"]),

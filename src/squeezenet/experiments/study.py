@@ -24,6 +24,7 @@ import time
 import warnings
 from pathlib import Path
 
+from squeezenet.data.folders import dataset
 from squeezenet.errors import SqueezeNetError
 from squeezenet.experiments import explore
 from squeezenet.experiments.device import OBJECTIVES, costs, excluded
@@ -31,7 +32,8 @@ from squeezenet.experiments.device import OBJECTIVES, costs, excluded
 HEARTBEAT = 20  # seconds; a trial is stale after three missed
 POLL = 5  # seconds between looks at a study whose last trials run elsewhere
 JOURNAL = "study.journal"
-INVALID = "not a valid configuration"  # sampled, but the family cannot build it: not counted as a trial
+INVALID = "not a valid configuration"  # sampled, but the family cannot build it
+MISSES = 2_000  # sampled configurations excluded in a row before a search gives up (each costs ~0.1 s)
 
 
 def storage(url: str | None, out: str | Path, heartbeat: int = HEARTBEAT):
@@ -153,18 +155,21 @@ def _configuration(study, trial, space: dict) -> tuple[str, dict, int | None]:
 def work(study, space: dict, data: str | Path, runs: str | Path, threads: int, trials: int | None = None,
          log=print) -> int:
     """Take the study's next configurations until it is done (a sweep: none waiting; a search: its number of
-    trials finished) or `trials` were taken; returns how many this worker trained."""
+    trials trained, those excluded before training not counted) or `trials` were trained; returns how many this
+    worker trained."""
     from optuna.trial import TrialState
 
-    classes, trained = _classes(data), 0
+    classes, trained, missed = _classes(data), 0, 0
     while trials is None or trained < trials:
+        if missed >= MISSES:
+            raise SqueezeNetError(f"{missed:,} sampled configurations in a row were over the limits: narrow the "
+                                  f"ranges (--base-e, --incr-e, --sr, ...) toward the configurations that fit")
         for n in recover(study):
             log(f"trial {n}: its worker died; enqueued again")
         all_ = study.get_trials(deepcopy=False)
         waiting = any(t.state == TrialState.WAITING for t in all_)
         running = sum(t.state == TrialState.RUNNING for t in all_)
-        counted = sum(t.state == TrialState.COMPLETE or t.state == TrialState.PRUNED and not str(
-            t.user_attrs.get("excluded", "")).startswith(INVALID) for t in all_)
+        counted = sum(t.state == TrialState.COMPLETE for t in all_)  # an excluded configuration costs nothing
         if not waiting and (space["kind"] == "sweep" or counted + running >= space["trials"]):
             if not running:
                 break
@@ -174,7 +179,8 @@ def work(study, space: dict, data: str | Path, runs: str | Path, threads: int, t
         if space["kind"] == "sweep" and not _fixed(study, trial):
             study.tell(trial, state=TrialState.FAIL)  # another worker took the last configuration
             continue
-        trained += _one(study, trial, space, data, Path(runs), threads, classes, log)
+        done = _one(study, trial, space, data, Path(runs), threads, classes, log)
+        trained, missed = trained + done, 0 if done or _fixed(study, trial) else missed + 1
     return trained
 
 
@@ -184,10 +190,7 @@ def _fixed(study, trial) -> dict:
 
 
 def _classes(data: str | Path) -> int:
-    train = Path(data) / "train"
-    if not train.is_dir():
-        raise SqueezeNetError(f"--data {data} has no train/ folder")
-    return sum(1 for p in train.iterdir() if p.is_dir())
+    return sum(1 for p in (dataset(data) / "train").iterdir() if p.is_dir())
 
 
 def _one(study, trial, space: dict, data, runs: Path, threads: int, classes: int, log) -> int:
@@ -282,7 +285,8 @@ def write_results(study, space: dict, out: str | Path, runs: str | Path, name: s
 
     if space["kind"] == "search":
         return pareto.write(rows(study), out, space["objective"], f"search '{name}': top-1 against "
-                                                                   f"{space['objective']}")
+                                                                   f"{space['objective']}",
+                            space.get("limits", {}).get(space["objective"]))
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
     trials = [explore.trial_of(t.params["model"], {k: v for k, v in t.params.items() if k != "model"}, runs)
               for t in done]

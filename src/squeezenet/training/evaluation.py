@@ -74,40 +74,54 @@ def _runner(model: Model) -> Callable[[torch.Tensor], torch.Tensor]:
     return lambda x: torch.as_tensor(model(x)).float()
 
 
-def evaluate(model: Model, samples: Samples, preprocessing: Preprocessing, batch_size: int = 32,
-             progress: bool = True, workers: int = 1) -> dict:
-    """{'top1', 'top5' (fractions), 'images', 'seconds', 'images_per_s'} of `model` on `samples`.
-
-    The progress bar (on stderr) shows only on a terminal.
-    """
+def scores(model: Model, samples: Samples, preprocessing: Preprocessing, batch_size: int = 32,
+           progress: bool = True, workers: int = 1) -> torch.Tensor:
+    """The float logits of every image of `samples`, in order (N x classes); a label out of the model's range
+    stops the run naming its image. The progress bar (on stderr, only on a terminal) shows the running top-1."""
     if len(samples) == 0:
         raise SqueezeNetError("no images to evaluate")
     run = _runner(model)
     labels = torch.tensor(samples.labels)
-    correct1 = correct5 = seen = 0
-    start = time.perf_counter()
+    out: list[torch.Tensor] = []
+    correct = seen = 0
     bar = progress_bar(total=len(samples), desc="evaluate", unit="img", disable=None if progress else True,
                        leave=False)
     try:
         for idx, images in _batches(samples.paths, preprocessing, batch_size, workers):
-            logits = run(preprocessing.normalize(images))
+            logits = run(preprocessing.normalize(images)).float()
             y = labels[idx]
             if y.min() < 0 or y.max() >= logits.shape[1]:
                 bad = int(idx[(y < 0) | (y >= logits.shape[1])][0])
                 raise SqueezeNetError(f"{samples.paths[bad]}: label {int(labels[bad])} is out of range for a "
                                       f"model with {logits.shape[1]} classes")
-            top = logits.topk(min(5, logits.shape[1]), dim=1).indices
-            hits = top == y[:, None]
-            correct1 += int(hits[:, 0].sum())
-            correct5 += int(hits.any(dim=1).sum())
+            out.append(logits)
+            correct += int((logits.argmax(1) == y).sum())
             seen += len(idx)
             bar.update(len(idx))
-            bar.set_postfix(top1=f"{100 * correct1 / seen:.1f}%", top5=f"{100 * correct5 / seen:.1f}%")
+            bar.set_postfix(top1=f"{100 * correct / seen:.1f}%")
     finally:
         bar.close()
+    return torch.cat(out)
+
+
+def accuracy(logits: torch.Tensor, labels: Sequence[int]) -> dict:
+    """{'top1', 'top5'} as fractions (top-5 is None for a model of 5 classes or fewer: it would always be 1)."""
+    y = torch.as_tensor(labels)
+    top = logits.topk(min(5, logits.shape[1]), dim=1).indices
+    hits = top == y[:, None]
+    return {"top1": hits[:, 0].float().mean().item(),
+            "top5": hits.any(dim=1).float().mean().item() if logits.shape[1] > 5 else None}
+
+
+def evaluate(model: Model, samples: Samples, preprocessing: Preprocessing, batch_size: int = 32,
+             progress: bool = True, workers: int = 1) -> dict:
+    """{'top1', 'top5' (fractions), 'images', 'classes', 'preprocessing', 'seconds', 'images_per_s'} of `model`
+    on `samples`."""
+    start = time.perf_counter()
+    logits = scores(model, samples, preprocessing, batch_size, progress, workers)
     seconds = time.perf_counter() - start
     n = len(samples)
-    return {"top1": correct1 / n, "top5": correct5 / n, "images": n, "classes": samples.num_classes_present,
+    return {**accuracy(logits, samples.labels), "images": n, "classes": samples.num_classes_present,
             "preprocessing": preprocessing.protocol, "seconds": seconds, "images_per_s": n / seconds}
 
 

@@ -30,7 +30,7 @@ from squeezenet import progress
 from squeezenet.atomic import write_text
 from squeezenet.data.augment import random_resized_crop, random_resized_crop_params, to_nchw
 from squeezenet.data.cache import DecodedImages
-from squeezenet.data.folders import list_samples
+from squeezenet.data.folders import dataset, list_samples
 from squeezenet.errors import SqueezeNetError
 from squeezenet.formats.safetensors import save
 from squeezenet.formats.weights import Weights
@@ -99,9 +99,7 @@ def _setup(cfg: TrainConfig, resume: bool) -> _Run:
     the last checkpoint when resuming."""
     rank, world, local_world = init_processes()
     torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // local_world))
-    data = Path(cfg.data)
-    if not (data / "train").is_dir():
-        raise SqueezeNetError(f"{data} has no train/ folder (expected DIR/train/<class>/*.JPEG and DIR/val/...)")
+    data = dataset(cfg.data)
     micro, rem = divmod(cfg.batch_size, cfg.accum * world)
     if rem or micro < 1:
         raise SqueezeNetError(f"batch size {cfg.batch_size} is not divisible by accum {cfg.accum} x {world} "
