@@ -23,6 +23,7 @@ import json
 import time
 from pathlib import Path
 
+import torch
 from fresh import default_out
 
 from squeezenet.atomic import write_bytes, write_text
@@ -33,7 +34,8 @@ from squeezenet.formats import sqz
 from squeezenet.formats.weights import load
 from squeezenet.paths import shared_dir
 from squeezenet.plotting import percent_axis, save, subplots
-from squeezenet.training.evaluation import evaluate
+from squeezenet.training.evaluation import accuracy, scores
+from squeezenet.training.fidelity import compare
 
 SETS = ("imagenet-val-1300", "imagenet-sample-750")
 # NNCodec 2.1.3, use_dq, no fine-tuning, on the authors' decoded weights (paper-facts.md): qp -> bytes, top-1 per set
@@ -55,10 +57,16 @@ def parse_point(text: str, bits: int = 6) -> tuple[float, int]:
         raise argparse.ArgumentTypeError(f"a point is RATE or RATE@BITS, got {text!r}") from None
 
 
-def accuracy(weights, data: Path) -> dict:
-    samples = list_samples(data, weights.class_ids or weights.classes)
-    r = evaluate(weights.build(), samples, weights.preprocessing)
-    return {"top1": r["top1"], "top5": r["top5"], "images": r["images"]}
+def measure(weights, sets: dict[str, Path]) -> tuple[dict, torch.Tensor, list[int]]:
+    """Top-1/top-5 per set, and the logits and labels of every image of the sets pooled (for `fidelity.compare`)."""
+    per, logits, labels = {}, [], []
+    for s, d in sets.items():
+        samples = list_samples(d, weights.class_ids or weights.classes)
+        out = scores(weights.build(), samples, weights.preprocessing, progress=False)
+        per[s] = {**accuracy(out, samples.labels), "images": len(samples)}
+        logits.append(out)
+        labels += samples.labels
+    return per, torch.cat(logits), labels
 
 
 def decode_ms(data: bytes, repeats: int = 5) -> float:
@@ -70,10 +78,12 @@ def decode_ms(data: bytes, repeats: int = 5) -> float:
     return 1000 * best
 
 
-def point(name: str, data: bytes, sets: dict[str, Path], extra: dict) -> dict:
+def point(name: str, data: bytes, sets: dict[str, Path], reference: tuple, extra: dict) -> dict:
+    """A file's size, decode time, accuracy per set and fidelity to the reference over the sets pooled."""
     weights = sqz.decode(data).weights
-    row = {"name": name, "bytes": len(data), "decode_ms": decode_ms(data), **extra,
-           "accuracy": {s: accuracy(weights, d) for s, d in sets.items()}}
+    per, logits, labels = measure(weights, sets)
+    row = {"name": name, "bytes": len(data), "decode_ms": decode_ms(data), **extra, "accuracy": per,
+           "fidelity": compare(logits, reference[0], labels)}
     print(json.dumps(row), flush=True)
     return row
 
@@ -127,15 +137,16 @@ def main() -> None:
     sets = {s: shared / "data" / s for s in SETS}
     net = shared / "weights" / "deep-compression-squeezenet-v1.0" / "compressed_SqueezeNet.net"
     authors, work, train = load(net), Path(args.work), shared / "data" / "imagenette2" / "train"
+    per, logits, labels = measure(authors, sets)
+    ref = (logits, labels)
     result = {"recipe": RECIPE, "knob": "rate (and bits: RATE@BITS)", "nncodec_source": "recorded",
-              "nncodec": NNCODEC_RECORDED,
-              "reference": {"name": "authors' 8-bit .net", "bytes": net.stat().st_size,
-                            "accuracy": {s: accuracy(authors, d) for s, d in sets.items()}},
-              "lossless": point("lossless re-encoding", reencode(authors, log=lambda m: None).data, sets, {}),
+              "nncodec": NNCODEC_RECORDED, "fidelity_images": len(labels),
+              "reference": {"name": "authors' 8-bit .net", "bytes": net.stat().st_size, "accuracy": per},
+              "lossless": point("lossless re-encoding", reencode(authors, log=lambda m: None).data, sets, ref, {}),
               "untuned": [point(f"rate {r:g}, {b} bits, not fine-tuned", ours(authors, r, b, train, work, False),
-                                sets, {"rate": r, "bits": b}) for r, b in args.rates],
-              "ours": [point(f"rate {r:g}, {b} bits", ours(authors, r, b, train, work), sets, {"rate": r, "bits": b})
-                       for r, b in (args.rates if args.tuned is None else args.tuned)]}
+                                sets, ref, {"rate": r, "bits": b}) for r, b in args.rates],
+              "ours": [point(f"rate {r:g}, {b} bits", ours(authors, r, b, train, work), sets, ref,
+                             {"rate": r, "bits": b}) for r, b in (args.rates if args.tuned is None else args.tuned)]}
     out = Path(args.out)
     write_text(out, json.dumps(result, indent=1) + "\n")
     chart(result, out.with_suffix(".png"))

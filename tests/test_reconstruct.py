@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -20,6 +22,12 @@ def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("SQUEEZENET_CACHE", str(tmp_path / "cache"))
 
 
+def _small():
+    """The bundled model fed 64 px crops: the same network, a quarter of the work."""
+    w = squeezenet.load("imagenette")
+    return replace(w, preprocessing=w.preprocessing.at_size(64))
+
+
 def test_blocks_are_conv1_the_fire_modules_and_the_head():
     model = squeezenet.load("imagenette").build()
     names = [n for n, _ in blocks(model)]
@@ -33,7 +41,7 @@ def test_blocks_are_conv1_the_fire_modules_and_the_head():
 
 
 def test_reconstruction_lowers_every_blocks_error(imagenette, cache):
-    w = squeezenet.load("imagenette")
+    w = _small()
     teacher, student = w.build(), w.build()
     latent = {n: student.get_parameter(n).detach().clone() for n in quantizable(student)}
     q = quantize_model(student, 3, "optimal")  # coarse on purpose: a large error to win back
@@ -49,8 +57,8 @@ def test_reconstruction_lowers_every_blocks_error(imagenette, cache):
 
 
 def test_compress_with_reconstruction_and_a_balanced_wider_transfer_set(imagenette, cache):
-    w = squeezenet.load("imagenette")
-    opts = CompressOptions(profile=None, bits=4, init="optimal", rate=1e-3, rdo=True, reconstruct_steps=2,
+    w = _small()
+    opts = CompressOptions(profile=None, bits=4, reconstruct_steps=2,
                            reconstruct_images=32, batch_size=16, train_limit=48, balance=True, crop_scale=0.08)
     logs: list[str] = []
     res = compress(w, opts, imagenette / "train", log=logs.append)
@@ -60,7 +68,7 @@ def test_compress_with_reconstruction_and_a_balanced_wider_transfer_set(imagenet
 
 
 def test_balance_spreads_the_teachers_classes(imagenette, cache):
-    w = squeezenet.load("imagenette")
+    w = _small()
     b = Batches(w, imagenette / "train", CompressOptions(batch_size=8, train_limit=40))
     reached = b.balance(w.build())
     assert 2 <= reached <= 10

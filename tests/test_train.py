@@ -83,7 +83,7 @@ def test_torchrun_two_processes_match_one(tiny, tmp_path):
 
 def test_bad_input_is_one_line(tiny, tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "r")]) == 2
-    assert "no train/ folder" in capsys.readouterr().err
+    assert "data folder not found" in capsys.readouterr().err
     assert main(["train", "--data", str(tiny), "--out", str(tmp_path / "r"), "--batch-size", "10", "--accum",
                  "3"]) == 2
     assert "not divisible" in capsys.readouterr().err
