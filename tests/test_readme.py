@@ -27,11 +27,11 @@ SMALL = [  # (pattern, replacement): what makes a long command short
     (r"--train-limit \d+", "--train-limit 24"),
     (r"--fisher-batches \d+", "--fisher-batches 2"),
     (r"--retrain-epochs \d+", "--retrain-epochs 1"),
-    (r"--reconstruct-steps \d+", "--reconstruct-steps 2 --reconstruct-images 16"),
     (r"(squeezenet train (?!--resume).*)", r"\1 --max-steps 3 --batch-size 8"),
     (r"(squeezenet explore .*)", r"\1 --batch-size 8 --train-arg='--max-steps 3'"),
     (r"(squeezenet explore --sweep sr .*)", r"\1 --values 0.125 0.25"),
-    (r"--trials \d+", "--trials 2"),
+    (r"(squeezenet explore --sweep bypass .*)", r"\1 --values none"),  # the SR sweep's run: nothing new to train
+    (r"--trials \d+", "--trials 1"),
     (r"(squeezenet sensitivity .*)", r"\1 --limit 6 --densities 0.5 1.0"),
     (r"(rate_accuracy\.py) --rates( \d[\d.e@-]*)+", r"\1 --rates 3e-3"),
     (r"(rate_accuracy\.py .*)--tuned( \d[\d.e@-]*)+", r"\1--tuned 3e-3"),
