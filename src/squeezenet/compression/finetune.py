@@ -65,19 +65,37 @@ class Batches:
             torch.from_numpy(self.decoded.labels[idx])
 
 
-def train_steps(student: nn.Module, teacher: nn.Module | None, batches: Callable, params: list[nn.Parameter],
-                steps: int, lr: float, opts: CompressOptions, after_backward: Callable[[], None] = lambda: None,
-                after_step: Callable[[], None] = lambda: None, desc: str = "training") -> None:
-    """Adam with a cosine learning rate over `steps` batches; the student stays in eval mode (no dropout noise).
-    A progress bar named `desc` shows the loss and the time left."""
+def adam_cosine(params: list[nn.Parameter], lr: float, steps: int, loss_fn: Callable[[], torch.Tensor],
+                after_backward: Callable[[], None] = lambda: None, after_step: Callable[[], None] = lambda: None,
+                desc: str = "training") -> float:
+    """`steps` Adam steps on `loss_fn()` with a cosine learning rate, a progress bar named `desc` showing the loss;
+    the last loss. The one optimisation loop of compression (retraining, fine-tuning, block reconstruction)."""
     if steps == 0:
-        return
+        return 0.0
     opt = torch.optim.Adam(params, lr=lr)
-    student.eval()
     bar = progress.bar(range(steps), desc=desc, unit="step", leave=False)
+    loss = torch.zeros(())
     for step in bar:
         for g in opt.param_groups:
             g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / steps))
+        loss = loss_fn()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        after_backward()
+        opt.step()
+        after_step()
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+    return loss.item()
+
+
+def train_steps(student: nn.Module, teacher: nn.Module | None, batches: Callable, params: list[nn.Parameter],
+                steps: int, lr: float, opts: CompressOptions, after_backward: Callable[[], None] = lambda: None,
+                after_step: Callable[[], None] = lambda: None, desc: str = "training") -> None:
+    """`adam_cosine` over `steps` batches on distillation and/or labels; the student stays in eval mode (no
+    dropout noise)."""
+    student.eval()
+
+    def loss_fn() -> torch.Tensor:
         x, y = batches()
         out = student(x)
         loss = out.new_zeros(())
@@ -88,12 +106,9 @@ def train_steps(student: nn.Module, teacher: nn.Module | None, batches: Callable
                                    reduction="batchmean") * opts.temperature ** 2
         if opts.loss in ("labels", "both"):
             loss = loss + F.cross_entropy(out, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        after_backward()
-        opt.step()
-        after_step()
-        bar.set_postfix(loss=f"{loss.item():.4f}")
+        return loss
+
+    adam_cosine(params, lr, steps, loss_fn, after_backward, after_step, desc)
 
 
 def fisher(model: nn.Module, batches: Callable, n_batches: int) -> dict[str, torch.Tensor]:

@@ -12,14 +12,13 @@ lambda x bits after every step, starting from the rate-distortion assignment) an
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from squeezenet import progress
+from squeezenet.compression.finetune import adam_cosine
 from squeezenet.compression.sharing import WeightSharing
 from squeezenet.errors import ConfigError
 
@@ -59,25 +58,6 @@ def _loss(out: torch.Tensor, target: torch.Tensor, scale: float) -> torch.Tensor
     return F.mse_loss(out, target) / scale
 
 
-def _adam(params: list[nn.Parameter], lr: float, steps: int, step_fn: Callable[[], torch.Tensor],
-          after_backward: Callable[[], None], after_step: Callable[[], None], desc: str) -> float:
-    """Adam with a cosine learning rate; the last loss."""
-    opt = torch.optim.Adam(params, lr=lr)
-    bar = progress.bar(range(steps), desc=desc, unit="step", leave=False)
-    loss = torch.zeros(())
-    for step in bar:
-        for g in opt.param_groups:
-            g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / steps))
-        opt.zero_grad(set_to_none=True)
-        loss = step_fn()
-        loss.backward()
-        after_backward()
-        opt.step()
-        after_step()
-        bar.set_postfix(loss=f"{loss.item():.4f}")
-    return loss.item()
-
-
 def reconstruct(student: nn.Module, teacher: nn.Module, sharing: WeightSharing, images: list[torch.Tensor],
                 steps: int, joint_steps: int, lr: float, seed: int = 0,
                 log: Callable[[str], None] = print) -> list[dict]:
@@ -103,7 +83,7 @@ def reconstruct(student: nn.Module, teacher: nn.Module, sharing: WeightSharing, 
             return _loss(s(xs[j]), yt[j], scale)
 
         if steps and params:
-            _adam(params, lr, steps, step, sharing.accumulate, lambda names=names: sharing.sync(names),
+            adam_cosine(params, lr, steps, step, sharing.accumulate, lambda names=names: sharing.sync(names),
                   f"reconstructing {name}")
         with torch.no_grad():
             xs = [s(x) for x in xs]
@@ -124,7 +104,7 @@ def reconstruct(student: nn.Module, teacher: nn.Module, sharing: WeightSharing, 
                 loss = loss + _loss(hs, ht, scale)
             return loss / len(scales)
 
-        last = _adam(sharing.parameters() + biases, lr, joint_steps, joint, sharing.accumulate, sharing.sync,
+        last = adam_cosine(sharing.parameters() + biases, lr, joint_steps, joint, sharing.accumulate, sharing.sync,
                      "reconstructing all blocks jointly")
         log(f"reconstruction, joint: mean relative squared error {last:.4f}")
     return rows
