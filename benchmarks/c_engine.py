@@ -10,7 +10,9 @@ results/compress/headline.sh):
   firmware build (the 256 KB plan, the smallest, and a build with dense int8 weights), beside a dense int8 runtime's
   weights and arena planned in TensorFlow Lite Micro's style;
 - speed: ms per image at batch 1 on one thread, the C host build (layer by layer) against ONNX Runtime int8 and
-  fp32 at the same input size, in interleaved rounds, each ratio taken within its round;
+  fp32 at the same input size, in interleaved rounds, each ratio taken within its round, the rounds repeated until
+  both ratios are known to --tolerance (`timing.interleaved`), with the load meanwhile (`load_average`: was the
+  machine idle);
 - with --accuracy: every image of the model's evaluation set through the streamed and the layer-by-layer host
   builds (their scores compared bit for bit, and with the integer reference), top-1 against fp32 and ORT int8;
 - with --qemu N: N images through each firmware under qemu-system-arm -icount shift=0: top-1 against the host
@@ -21,7 +23,7 @@ results/compress/headline.sh):
   look-up-table weight compression.
 
     python benchmarks/c_engine.py [--only authors] [--accuracy] [--qemu 20] [--tflm]
-        [--out results/benchmarks/c_engine.json]
+        [--rounds 20 --max-rounds 60 --tolerance 0.03] [--out results/benchmarks/c_engine.json]
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 from fresh import default_out
+from timing import Load, add_arguments, interleaved, protocol
 
 import squeezenet
 from squeezenet import progress
@@ -47,7 +50,7 @@ from squeezenet.compression.pipeline import reencode
 from squeezenet.data.folders import list_samples
 from squeezenet.deploy.cengine import targets
 from squeezenet.deploy.cengine.codegen import write_c
-from squeezenet.deploy.cengine.export import build_engine, crops_of, fp32_logits, stream_bytes
+from squeezenet.deploy.cengine.export import build_engine, crops_of, fp32_logits
 from squeezenet.deploy.cengine.graph import Conv, lower
 from squeezenet.deploy.cengine.planner import best_plan, choose, plan_macs, smallest_plan, tflm_plan
 from squeezenet.deploy.cengine.reference import run_float, run_int
@@ -118,7 +121,7 @@ def plans(weights, size: int) -> dict:
 def memory(engine, weights) -> dict:
     convs = [op for op in lower(weights.build(), engine.graph.image_size).ops if isinstance(op, Conv)]
     dense_weights = sum(op.conv.weight.numel() for op in convs) + 12 * sum(op.conv.out_channels for op in convs)
-    return {"weights_fixed_width": stream_bytes(engine), "dense_int8_weights": dense_weights}
+    return {"weights_fixed_width": engine.flash, "dense_int8_weights": dense_weights}
 
 
 def board_ms(instructions: float) -> dict:
@@ -159,13 +162,15 @@ def ort_models(weights, pre) -> dict[str, OrtModel]:
     return {"onnxruntime int8": OrtModel(int8, threads=1), "onnxruntime fp32": OrtModel(fp32, threads=1)}
 
 
-def timing(exe: Path, runners: dict, crops: np.ndarray, pre, classes: int, rounds: int, name: str) -> dict:
-    """Median ms per image of each backend over interleaved rounds, and each ratio's median within the rounds."""
+def speed(exe: Path, runners: dict, crops: np.ndarray, pre, classes: int, args, name: str) -> dict:
+    """Median ms per image of each backend over interleaved rounds, each ratio "c engine / peer" (median within
+    the rounds, 95% interval), and the load during the rounds."""
+    load = Load()
     x = pre.normalize(torch.from_numpy(crops).permute(0, 3, 1, 2))
-    times: dict[str, list[float]] = {"c engine": [], **{k: [] for k in runners}}
-    for _ in progress.bar(range(rounds), desc=f"{name}: timing", unit="round", leave=False):
+
+    def one_round() -> dict[str, float]:
         _, ms = targets.host_run(exe, crops, classes, rounds=3)
-        times["c engine"].append(statistics.median(v for row in ms for v in row))
+        times = {"c engine": statistics.median(v for row in ms for v in row)}
         for k, run in runners.items():
             run(x[:1])
             ms = []
@@ -174,13 +179,14 @@ def timing(exe: Path, runners: dict, crops: np.ndarray, pre, classes: int, round
                     t = time.perf_counter()
                     run(x[i:i + 1])
                     ms.append((time.perf_counter() - t) * 1000)
-            times[k].append(statistics.median(ms))
+            times[k] = statistics.median(ms)
         time.sleep(0.2)
-    out = {k: {"ms_per_image": statistics.median(v), "q1_ms": float(np.percentile(v, 25)),
-               "q3_ms": float(np.percentile(v, 75))} for k, v in times.items()}
-    for k in runners:
-        out[f"c engine / {k}"] = statistics.median(c / o for c, o in zip(times["c engine"], times[k], strict=True))
-    return out
+        return times
+
+    times, ratios = interleaved(one_round, [("c engine", k) for k in runners], args, f"{name}: timing")
+    return {k: {"ms_per_image": statistics.median(v), "q1_ms": float(np.percentile(v, 25)),
+                "q3_ms": float(np.percentile(v, 75)), "rounds": len(v)} for k, v in times.items()} | ratios | {
+        "load_average": load.record()}
 
 
 def accuracy(engine, layers_exe: Path, stream_exe: Path, runners: dict, samples, name: str) -> dict:
@@ -237,8 +243,8 @@ def measure(name: str, path: str, size: int, data: Path, args, work: Path) -> di
     runners = ort_models(weights, engine.preprocessing)
     out = {"weights": path.name, "file_bytes": path.stat().st_size, "image_size": size, "data": data.name,
            "plans": plans(weights, size), "memory": memory(engine, weights),
-           "speed": timing(exes["layers"], runners, speed_crops, engine.preprocessing, engine.graph.num_classes,
-                           args.rounds, name)}
+           "speed": speed(exes["layers"], runners, speed_crops, engine.preprocessing, engine.graph.num_classes,
+                          args, name)}
     acc = accuracy(streamed, exes["layers"], exes["stream"], runners, samples, name) if args.accuracy else None
     if acc:
         out["accuracy"] = {k: v for k, v in acc.items() if k not in ("crops", "top1")}
@@ -316,7 +322,7 @@ def main() -> None:
                     help="the authors' ImageNet v1.0 (.sqz, or the .net, re-encoded losslessly)")
     ap.add_argument("--only", choices=["imagenette", "authors", "imagenette-224", "authors-6bit"],
                     help="measure one model only (into an existing --out: the other models' entries are kept)")
-    ap.add_argument("--rounds", type=int, default=20, help="interleaved timing rounds (20)")
+    add_arguments(ap, rounds=20, max_rounds=60)
     ap.add_argument("--accuracy", action="store_true", help="every evaluation image through the C engine")
     ap.add_argument("--qemu", type=int, default=0, metavar="N", help="N images through each Cortex-M4 firmware "
                     "under QEMU (the dense int8 build: --qemu-dense)")
@@ -324,7 +330,6 @@ def main() -> None:
     ap.add_argument("--tflm", action="store_true", help="TensorFlow Lite Micro on the same network (with --accuracy)")
     ap.add_argument("--out", default=default_out("c_engine"), help="output JSON (default: a new results file)")
     args = ap.parse_args()
-    load_before = os.getloadavg()
     results = {}
     with tempfile.TemporaryDirectory(prefix="sqz-bench-") as tmp:
         for name, (path, size, data) in models(args).items():
@@ -335,10 +340,10 @@ def main() -> None:
         results = json.loads(out.read_text())["models"] | results
     write_text(out, json.dumps({
         "machine": {"cpu": platform.processor() or platform.machine(), "isa": x86_isa(), "cores": os.cpu_count(),
-                    "onnxruntime": ort.__version__, "torch": torch.__version__,
-                    "load_average_1min_before_after": [load_before[0], os.getloadavg()[0]]},
-        "host_flags": HOST_FLAGS, "arm_flags": targets.ARM_FLAGS, "qemu": " ".join(targets.QEMU_ARGS),
-        "cpi_assumed": CPI, "ram_budget": RAM_BUDGET, "models": results}, indent=2))
+                    "onnxruntime": ort.__version__, "torch": torch.__version__},
+        "speed_rounds": protocol(args), "host_flags": HOST_FLAGS, "arm_flags": targets.ARM_FLAGS,
+        "qemu": " ".join(targets.QEMU_ARGS), "cpi_assumed": CPI, "ram_budget": RAM_BUDGET, "models": results},
+        indent=2))
     chart(results, out.with_suffix(".png"))
     print(f"wrote {out} and {out.with_suffix('.png')}")
 

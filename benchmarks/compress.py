@@ -4,7 +4,8 @@ For the authors' 8-bit weights (re-encoded losslessly) and the same weights re-c
 setting writes a file: fixed width (the authors' layout: fixed-width codes, 4-bit gaps, fp32 codebooks and
 biases), Huffman only, ANS only, version 1's best stream coder, the context model only, and the default (per
 layer the smaller of the context model and the best streams). Decoding is timed from bytes to a
-state_dict (median of repeats). Results go to results/benchmarks/compress.json.
+state_dict (median of repeats), with the load meanwhile (`load_average`: was the machine idle). Results go to
+results/benchmarks/compress.json.
 
     python benchmarks/compress.py [--repeats 7] [--out results/benchmarks/compress.json]
 """
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import statistics
 import time
@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 from fresh import default_out
+from timing import Load
 
 import squeezenet
 from squeezenet.atomic import write_text
@@ -64,6 +65,7 @@ def main() -> None:
     ap.add_argument("--sqz", nargs="*", default=[], help="existing .sqz files whose decoding is timed too "
                     "(e.g. the 6-bit output of `squeezenet compress`)")
     args = ap.parse_args()
+    load = Load()
     torch.set_num_threads(1)
     net = authors_model_dir() / "compressed_SqueezeNet.net"
     weights = squeezenet.load(net)
@@ -95,7 +97,7 @@ def main() -> None:
         print(f"{f.name:<46}{len(data):>10,} bytes  decode {t_dec * 1e3:6.1f} ms (cpu {c_dec * 1e3:6.1f})  {coders}")
     result = {"benchmark": "compress", "source": str(net.name), "source_bytes": net.stat().st_size,
               "repeats": args.repeats, "torch_threads": 1, "machine": platform.machine(),
-              "python": platform.python_version(), "load_average_1min": os.getloadavg()[0], "rows": rows}
+              "python": platform.python_version(), "load_average": load.record(), "rows": rows}
     out = Path(args.out)
     write_text(out, json.dumps(result, indent=1) + "\n")
     print(f"written to {out}")

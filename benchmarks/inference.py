@@ -7,15 +7,19 @@ two files on OpenVINO: our backend (`squeezenet.deploy.openvino`: compiled per i
 LATENCY; and THROUGHPUT, a batch split over single-thread streams) and OpenVINO as it comes (the file read as it
 is, default settings: dynamic batch, and bf16 on a CPU with AMX). Backends are timed in interleaved rounds, so a
 noisy neighbour slows them all alike; the figure is the median ms per image, and each is also given as a ratio to
-ONNX Runtime fp32 measured in the same rounds, and as GMAC/s against the machine's peak for its precision
-(`cpu_limits.peaks`: cores x clock x MACs per cycle of the instruction set found). For v1.0 it also records
+ONNX Runtime fp32 taken within each round (its median and 95% interval over the rounds), and as GMAC/s against the
+machine's peak for its precision (`cpu_limits.peaks`: cores x clock x MACs per cycle of the instruction set found).
+The rounds go on until the ratios of `WATCHED` are known to --tolerance (`timing.interleaved`): the int8 paths and
+OpenVINO's defaults against ONNX Runtime fp32, and each of our OpenVINO settings against OpenVINO's defaults on the
+same file; the JSON's `load_average` says whether the machine was idle. For v1.0 it also records
 OpenVINO int8's per-layer times (kernel, share, GMAC/s of each convolution), what limits it. `--variants` adds,
 for v1.0, the alternatives that were tried, each differing from ours in one setting (ONNX Runtime: no shared
 concat scale, QOperator, per-tensor, s8 activations, u8 weights, no layout optimisation, one thread; OpenVINO: one
 thread, dynamic batch, no CPU pinning), and PyTorch's own x86 int8. Weights are freshly initialised: speed does
 not depend on their values. Writes JSON and a PNG.
 
-    python benchmarks/inference.py [--rounds 30] [--variants] [--out results/benchmarks/inference.json]
+    python benchmarks/inference.py [--rounds 30 --max-rounds 90 --tolerance 0.03] [--variants]
+        [--out results/benchmarks/inference.json]
 """
 
 from __future__ import annotations
@@ -24,9 +28,7 @@ import argparse
 import copy
 import json
 import logging
-import os
 import platform
-import statistics
 import time
 import warnings
 from collections.abc import Callable
@@ -40,6 +42,7 @@ import torch
 from cpu_limits import cpuinfo, openvino_profile, peak_gmacs, peaks
 from fresh import default_out
 from onnxruntime.quantization import QuantFormat, QuantType
+from timing import Load, add_arguments, interleaved, protocol, ratio
 from torch import nn
 
 import squeezenet
@@ -60,6 +63,13 @@ BASELINE = "onnxruntime fp32"
 MAIN = ["pytorch eager", "pytorch channels_last", BASELINE, "onnxruntime int8", "openvino fp32", "openvino int8",
         "openvino int8 THROUGHPUT", "openvino as it comes, fp32 file (bf16)", "openvino as it comes, int8 file"]
 GOALS = {1: 0.30, 32: 0.25}  # issue 18: the fastest path's time as a fraction of ONNX Runtime fp32's
+# our OpenVINO settings against OpenVINO as it comes, on the same file
+AGAINST_DEFAULTS = [("openvino int8", "openvino as it comes, int8 file"),
+                    ("openvino int8 THROUGHPUT", "openvino as it comes, int8 file"),
+                    ("openvino fp32", "openvino as it comes, fp32 file (bf16)")]
+# the ratios whose 95% intervals decide when the rounds stop
+WATCHED = [(k, BASELINE) for k in ("onnxruntime int8", "openvino int8", "openvino as it comes, int8 file")]
+WATCHED += AGAINST_DEFAULTS
 PAUSE_S = 0.2
 
 
@@ -148,30 +158,37 @@ def runners(name: str, batches: list[np.ndarray], variants: bool) -> tuple[dict[
     return run, {"export_to_onnx_s": export_s, "macs_per_image": summarize(model, 224)["total"]["macs"]}
 
 
-def measure(run: dict[str, Callable], images: torch.Tensor, batch: int, rounds: int,
-            desc: str) -> dict[str, list[float]]:
-    """ms per image of each runner. Round r times every runner once, in turn, on the same inputs.
+def measure(run: dict[str, Callable], images: torch.Tensor, batch: int, args: argparse.Namespace,
+            desc: str) -> tuple[dict[str, list[float]], dict[str, dict]]:
+    """ms per image of each runner over the rounds, and the ratios of `WATCHED`. A round times every runner once,
+    in turn, on the same inputs; batch 32 takes a third of the rounds (6 at least).
 
     Each turn starts with an untimed call and ends with a pause: PyTorch's OpenMP threads and ONNX Runtime's
     thread pools spin-wait after a call, and a runner timed right after another framework would pay for them.
     """
     inner = 5 if batch == 1 else 1
     inputs = [images[i:i + 1] for i in range(inner)] if batch == 1 else [images[:batch]]
-    times: dict[str, list[float]] = {k: [] for k in run}
+
+    def one_round() -> dict[str, float]:
+        times = {}
+        for k, fn in run.items():
+            fn(inputs[0])
+            t = time.perf_counter()
+            for x in inputs:
+                fn(x)
+            times[k] = (time.perf_counter() - t) * 1000 / (inner * batch)
+            time.sleep(PAUSE_S)
+        return times
+
+    shrink = 1 if batch == 1 else 3
     with torch.inference_mode():
-        for _ in progress.bar(range(rounds), desc=desc, unit="round", leave=False):
-            for k, fn in run.items():
-                fn(inputs[0])
-                t = time.perf_counter()
-                for x in inputs:
-                    fn(x)
-                times[k].append((time.perf_counter() - t) * 1000 / (inner * batch))
-                time.sleep(PAUSE_S)
-    return times
+        return interleaved(one_round, WATCHED, args, desc, max(6, args.rounds // shrink),
+                           max(6, args.max_rounds // shrink))
 
 
-def chart(results: dict, path: Path) -> None:
-    """Bars of ms per image for the main backends per model; with variants, their ratios for v1.0."""
+def chart(results: dict, load: dict, path: Path) -> None:
+    """Bars of ms per image for the main backends per model; with variants, their ratios for v1.0. The title says
+    whether the machine was idle."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -208,24 +225,31 @@ def chart(results: dict, path: Path) -> None:
         ax.set_xlabel("time relative to ONNX Runtime fp32")
         ax.set_title(f"{MODELS[0]}: settings tried")
         ax.legend(fontsize=7)
-    fig.suptitle("CPU inference (2 cores); bar labels: time relative to ONNX Runtime fp32 in the same run")
+    quiet = "idle" if load["idle"] else f"not idle: other processes took {load['others_cores']} cores"
+    fig.suptitle(f"CPU inference ({load['cores']} cores, {quiet}); bar labels: time relative to ONNX Runtime fp32 "
+                 "in the same rounds")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
 
 
-def summarise(times: dict[str, list[float]], macs: int, peak: dict) -> dict:
-    """Per runner: median ms per image, its ratio to the baseline, quartiles, GMAC/s and its share of the peak."""
-    base = statistics.median(times[BASELINE])
+def summarise(times: dict[str, list[float]], macs: int, peak: dict, tolerance: float) -> dict:
+    """Per runner: median ms per image, its ratio to the baseline within the rounds (median, 95% interval),
+    quartiles, GMAC/s and its share of the peak."""
     out = {}
     for k, v in times.items():
-        ms = statistics.median(v)
+        ms, r = float(np.median(v)), ratio(v, times[BASELINE], tolerance)
         top = peak_gmacs(peak, precision_of(k))
-        out[k] = {"ms_per_image": ms, "ratio_to_ort_fp32": ms / base, "q1_ms": float(np.percentile(v, 25)),
-                  "q3_ms": float(np.percentile(v, 75)), "rounds": len(v), "gmac_per_s": macs / ms / 1e6,
+        out[k] = {"ms_per_image": ms, "ratio_to_ort_fp32": r["median"], "ratio_ci95": r["ci95"],
+                  "q1_ms": float(np.percentile(v, 25)), "q3_ms": float(np.percentile(v, 75)), "rounds": len(v),
+                  "gmac_per_s": macs / ms / 1e6,
                   "precision": precision_of(k)} | ({"peak_fraction": macs / ms / 1e6 / top} if top else {})
     return out
+
+
+def interval(ci: list[float] | None) -> str:
+    return f"[{ci[0]:.2f}-{ci[1]:.2f}]" if ci else "[no interval]"
 
 
 def benchmark(name: str, images: torch.Tensor, batches: list[np.ndarray], args: argparse.Namespace,
@@ -237,13 +261,18 @@ def benchmark(name: str, images: torch.Tensor, batches: list[np.ndarray], args: 
                      for k in ("onnxruntime int8", "openvino int8")}
     result: dict = dict(built)
     for batch in BATCHES:
-        times = measure(run, images, batch, args.rounds if batch == 1 else max(5, args.rounds // 3),
-                        f"{name} batch {batch}: timing {len(run)} runners")
-        result[f"batch {batch}"] = rows = summarise(times, built["macs_per_image"], peak)
+        times, ratios = measure(run, images, batch, args, f"{name} batch {batch}: timing {len(run)} runners")
+        result[f"batch {batch}"] = rows = summarise(times, built["macs_per_image"], peak, args.tolerance)
+        result[f"ratios, batch {batch}"] = ratios
         for k, r in rows.items():
             share = f"{100 * r['peak_fraction']:4.1f}% of {r['precision']} peak" if "peak_fraction" in r else ""
             print(f"{name:14s} batch {batch:2d}  {k:40s} {r['ms_per_image']:7.2f} ms/image  "
-                  f"{r['ratio_to_ort_fp32']:5.2f}x ORT fp32  {r['gmac_per_s']:6.1f} GMAC/s {share}", flush=True)
+                  f"{r['ratio_to_ort_fp32']:5.2f}x {interval(r['ratio_ci95']):13s} ORT fp32  "
+                  f"{r['gmac_per_s']:6.1f} GMAC/s {share}", flush=True)
+        for a, b in AGAINST_DEFAULTS:
+            r = ratios[f"{a} / {b}"]
+            print(f"{name:14s} batch {batch:2d}  {a} / {b}: {r['median']:.2f}x {interval(r['ci95'])} in {r['rounds']} "
+                  f"rounds{'' if r['stable'] else ' (not within the tolerance)'}", flush=True)
     result["int8_top1_agreement_with_fp32"] = agreement
     print(f"{name:14s} int8 top-1 agrees with ORT fp32 on " + ", ".join(
         f"{100 * v:.0f}% ({k})" for k, v in agreement.items()) + f" of {len(images)} images")
@@ -258,7 +287,7 @@ def benchmark(name: str, images: torch.Tensor, batches: list[np.ndarray], args: 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=30, help="interleaved timing rounds per batch size (30)")
+    add_arguments(ap, rounds=30, max_rounds=90)
     ap.add_argument("--variants", action="store_true", help="also time the alternatives tried, for v1.0")
     ap.add_argument("--calibration-images", type=int, default=300)
     ap.add_argument("--out", default=default_out("inference"),
@@ -267,7 +296,7 @@ def main() -> None:
     warnings.simplefilter("ignore")
     logging.getLogger().setLevel(logging.ERROR)
 
-    load_before = os.getloadavg()
+    load = Load()
     peak = peaks()
     print("peak GMAC/s (" + peak["derivation"] + f", {peak['cores']} x {peak['ghz']:.2f}): " + ", ".join(
         f"{p} {isa} {v['gmac_per_s']:.0f}" for p in ("int8", "bf16", "fp32") for isa, v in peak[p]["found"].items()))
@@ -281,17 +310,21 @@ def main() -> None:
                     "flags": {f: f in flags for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16",
                                                       "amx_bf16", "amx_int8")},
                     "peak": peak, "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-                    "onnxruntime": ort.__version__, "openvino": ov.__version__, "python": platform.python_version(),
-                    "load_average_1min_before_after": [load_before[0], os.getloadavg()[0]]},
+                    "onnxruntime": ort.__version__, "openvino": ov.__version__, "python": platform.python_version()},
+        "load_average": load.record(),
         "input": "224x224, 32 Imagenette val images (torchvision preprocessing)",
         "int8": f"ONNX Runtime static QDQ, per-channel s8 weights, u8 activations, MinMax on "
                 f"{sum(len(b) for b in batches)} Imagenette train images; the same file on OpenVINO",
-        "metric": "median ms per image over interleaved rounds; ratio to ONNX Runtime fp32 in the same rounds",
+        "metric": "median ms per image over interleaved rounds; ratio to ONNX Runtime fp32 within each round, its "
+                  "median over the rounds and 95% interval; `ratios, batch N`: the pairs that decide when the rounds "
+                  "stop (batch 32: a third of the rounds, 6 at least), among them our OpenVINO settings against "
+                  "OpenVINO's defaults on the same file",
+        "rounds": protocol(args),
         "goals": {f"batch {b}": g for b, g in GOALS.items()},
         "results": results,
     }
     write_text(out, json.dumps(report, indent=2))
-    chart(results, out.with_suffix(".png"))
+    chart(results, report["load_average"], out.with_suffix(".png"))
     print(f"wrote {out} and {out.with_suffix('.png')}")
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 from fresh import default_out
+from timing import Load
 
 from squeezenet.atomic import write_bytes, write_text
 from squeezenet.compression.options import CompressOptions
@@ -133,6 +134,7 @@ def main() -> None:
     ap.add_argument("--work", default="../runs/rate", help="where the .sqz files are kept (reused when present)")
     ap.add_argument("--out", default=default_out("rate_accuracy"), help="output JSON (default: a new file)")
     args = ap.parse_args()
+    machine_load = Load()
     shared = shared_dir()
     sets = {s: shared / "data" / s for s in SETS}
     net = shared / "weights" / "deep-compression-squeezenet-v1.0" / "compressed_SqueezeNet.net"
@@ -147,6 +149,7 @@ def main() -> None:
                                 sets, ref, {"rate": r, "bits": b}) for r, b in args.rates],
               "ours": [point(f"rate {r:g}, {b} bits", ours(authors, r, b, train, work), sets, ref,
                              {"rate": r, "bits": b}) for r, b in (args.rates if args.tuned is None else args.tuned)]}
+    result["load_average"] = machine_load.record()  # the decode times' conditions
     out = Path(args.out)
     write_text(out, json.dumps(result, indent=1) + "\n")
     chart(result, out.with_suffix(".png"))

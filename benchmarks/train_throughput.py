@@ -5,20 +5,23 @@
     `--workers` extra worker processes (which buy their speed with CPU time beyond ours);
 (b) the same model step on random tensors already in memory: the compute bound.
 Ours is timed as the difference between `train(max_steps=W + N)` and `train(max_steps=W)` with the decoded
-cache already built, so start-up is not counted. Rounds are interleaved; the median is reported. The plain
+cache already built, so start-up is not counted. Rounds are interleaved, each ratio is taken within its round
+and reported as its median over the rounds with a 95% interval; the rounds go on until ours against each loop is
+known to --tolerance (`timing.interleaved`), and `load_average` says whether the machine was idle. The plain
 loop's data work alone (no model) is timed too: its share of the plain step says what a cache can save at most.
 
-    python benchmarks/train_throughput.py [--image-size 128 --batch-size 64 --steps 20 --rounds 3 --threads 1]
+    python benchmarks/train_throughput.py [--image-size 128 --batch-size 64 --steps 20 --threads 1]
+        [--rounds 6 --max-rounds 12 --tolerance 0.03]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
 import random
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from fresh import default_out
 from PIL import Image
+from timing import Load, add_arguments, interleaved, protocol, ratio
 
 from squeezenet import create_model
 from squeezenet.atomic import write_text
@@ -131,43 +135,43 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--rounds", type=int, default=3)
+    add_arguments(p, rounds=6, max_rounds=12)
     p.add_argument("--threads", type=int, default=1, help="torch threads of the training process")
     p.add_argument("--workers", type=int, default=os.cpu_count(), help="DataLoader workers of the plain loop")
     p.add_argument("--cache-dir")
     p.add_argument("--out", default=default_out("train_throughput"),
                     help="output JSON (default: a new file under results/benchmarks/)")
     args = p.parse_args()
+    load = Load()
     torch.set_num_threads(args.threads)
-    plain_w = f"plain_pil_dataloader_{args.workers}_workers"
-    res: dict[str, list[float]] = {"ours": [], "plain_pil_dataloader": [], plain_w: [], "memory_tensors": [],
-                                   "pil_data_only": []}
+    plain, plain_w, memory = "plain_pil_dataloader", f"plain_pil_dataloader_{args.workers}_workers", "memory_tensors"
     with tempfile.TemporaryDirectory() as tmp:
         train(TrainConfig(data=args.data, out=str(Path(tmp) / "cache"), model=args.model, epochs=1,
-                          batch_size=args.batch_size, image_size=args.image_size, threads=args.threads, max_steps=0,
+                          batch_size=args.batch_size, image_size=args.image_size, threads=args.threads, max_steps=1,
                           cache_dir=args.cache_dir))  # builds the decoded cache (not timed)
-        for r in range(args.rounds):
-            res["ours"].append(bench_ours(args, Path(tmp) / str(r)))
+        runs = itertools.count()
+
+        def one_round() -> dict[str, float]:
+            r = {"ours": bench_ours(args, Path(tmp) / str(next(runs)))}
             torch.set_num_threads(args.threads)
-            res["plain_pil_dataloader"].append(bench_plain(args, 0))
-            res[plain_w].append(bench_plain(args, args.workers))
-            res["memory_tensors"].append(bench_memory(args))
-            res["pil_data_only"].append(bench_pil_only(args))
-            print({k: round(v[-1], 1) for k, v in res.items()}, flush=True)
-    med = {k: statistics.median(v) for k, v in res.items()}
+            r |= {plain: bench_plain(args, 0), plain_w: bench_plain(args, args.workers), memory: bench_memory(args),
+                  "pil_data_only": bench_pil_only(args)}
+            print({k: round(v, 1) for k, v in r.items()}, flush=True)
+            return r
+
+        res, ratios = interleaved(one_round, [("ours", plain), ("ours", plain_w), ("ours", memory)], args,
+                                  "interleaved rounds")
     out = {"what": "training images/s, SqueezeNet train step (SGD, BN variant), median of interleaved rounds",
            "settings": {k: v for k, v in vars(args).items() if k != "out"} | {"model_kw": MODEL_KW},
-           "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
-                       "load_avg_at_end": os.getloadavg()},
-           "images_per_s_median": med, "images_per_s_rounds": res,
-           "ours_vs_plain": med["ours"] / med["plain_pil_dataloader"],
-           "ours_vs_plain_with_workers": med["ours"] / med[plain_w],
-           "ours_vs_memory_bound": med["ours"] / med["memory_tensors"],
+           "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__},
+           "load_average": load.record(), "rounds": protocol(args),
+           "images_per_s_median": {k: float(np.median(v)) for k, v in res.items()}, "images_per_s_rounds": res,
+           "ratios": ratios,
            # no loop beats the compute bound: the most any loop can gain over the plain one
-           "max_possible_vs_plain": med["memory_tensors"] / med["plain_pil_dataloader"],
-           "data_share_of_plain_step": med["memory_tensors"] / med["pil_data_only"]}
+           "max_possible_vs_plain": ratio(res[memory], res[plain], args.tolerance),
+           "data_share_of_plain_step": ratio(res[memory], res["pil_data_only"], args.tolerance)}
     write_text(args.out, json.dumps(out, indent=2) + "\n")
-    keys = ("images_per_s_median", "ours_vs", "max_", "data_")
+    keys = ("images_per_s_median", "ratios", "max_", "data_", "load_")
     print(json.dumps({k: v for k, v in out.items() if k.startswith(keys)}))
 
 

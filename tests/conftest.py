@@ -59,7 +59,15 @@ def folder(imagenette, tmp_path) -> Path:
     return tmp_path / "d"
 
 
+# Two pytest-xdist processes (pyproject's addopts: -n 2 --dist loadgroup), one queue each: the README's and docs/'
+# blocks and the study's worker processes (subprocesses mostly waiting on one another) beside the in-process tests.
+SUBPROCESS_FILES = {"test_docs.py", "test_study.py"}
+
+
 def pytest_collection_modifyitems(items) -> None:
-    """OpenVINO's tests run last: once its CPU plugin has run in this process, a later `subprocess` fork of the
-    process was seen to crash it (SIGSEGV), so no test that starts a process may follow them."""
+    """OpenVINO's tests run last in their queue: once its CPU plugin has run in a process, a later `subprocess` fork
+    of that process was seen to crash it (SIGSEGV), so no test that starts a process may follow them there."""
     items.sort(key=lambda item: item.fspath.basename == "test_openvino.py")
+    for item in items:
+        queue = "subprocesses" if item.fspath.basename in SUBPROCESS_FILES else "in-process"
+        item.add_marker(pytest.mark.xdist_group(queue))

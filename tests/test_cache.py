@@ -17,14 +17,8 @@ import pytest
 
 from squeezenet.cli import cache as cache_cmd
 from squeezenet.cli.common import Parser
-from squeezenet.data.cache import (
-    cache_entries,
-    decode_cached,
-    decode_square,
-    decoded_cache_paths,
-    max_cache_bytes,
-    remove_temps,
-)
+from squeezenet.data.cache import decode_cached, decode_square, decoded_cache_paths
+from squeezenet.data.cache_store import cache_entries, max_cache_bytes, remove_temps
 from squeezenet.data.folders import list_samples
 from squeezenet.errors import SqueezeNetError
 
@@ -94,7 +88,7 @@ def test_no_space_is_an_error_before_any_row_is_written(folder, tmp_path, monkey
 
     monkeypatch.setattr(os, "posix_fallocate", full)
     decoded = []
-    monkeypatch.setattr("squeezenet.data.cache.decode_square", lambda *a: decoded.append(a))
+    monkeypatch.setattr("squeezenet.data.cache.decode_square", lambda *a, **kw: decoded.append(a))
     with pytest.raises(SqueezeNetError, match=f"no space left in {tmp_path / 'cache'} for the decoded cache's 0 MB"):
         decode_cached(list_samples(folder), 32, tmp_path / "cache", progress=False)
     assert not decoded and os.listdir(tmp_path / "cache") == []

@@ -126,7 +126,7 @@ def test_without_openvino_the_error_names_the_extra(net, image, tmp_path, monkey
 
 
 def test_default_backend_is_the_fastest_installed(ov, net, tmp_path):
-    """The README's rule: weights on PyTorch; graphs and int8 on OpenVINO when installed."""
+    """The documented rule (docs, CPU inference): weights on PyTorch; graphs and int8 on OpenVINO when installed."""
     from squeezenet.deploy.onnxruntime import fastest_runtime
 
     assert fastest_runtime() == "openvino"

@@ -1,6 +1,7 @@
 """SqueezeNet, end to end: the model family, training, Deep Compression, exploration and deployment."""
 
 from squeezenet import formats  # noqa: F401  (every weights format registered with `load`)
+from squeezenet.formats.card import model_card
 from squeezenet.formats.pretrained import create_model, list_models
 from squeezenet.formats.safetensors import save
 from squeezenet.formats.weights import Weights, load
@@ -15,5 +16,5 @@ __version__ = "0.1.0"
 __all__ = [
     "AlexNet", "Fire", "FireSpec", "SQUEEZENET1_0", "SQUEEZENET1_1", "SqueezeNet", "SqueezeNetConfig",
     "create_model", "list_models", "min_input_size", "model_config", "squeezenet1_0", "squeezenet1_1",
-    "Preprocessing", "Weights", "load", "save",
+    "Preprocessing", "Weights", "load", "model_card", "save",
 ]

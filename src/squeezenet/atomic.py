@@ -1,7 +1,8 @@
 """Write files so that a crash never leaves a half-written one: temporary file in the same folder, then rename.
 
-A temporary file is named `.NAME.PID.XXXX.tmp`: a `kill -9` cannot clean up after itself, so the next writer of
-the same file removes the ones whose process is gone (`stale_temporaries`).
+A temporary file is named `.NAME.PID.XXXX.tmp`: a `kill -9` cannot clean up after itself, so the next write
+into the same folder (by any command) removes those whose process is gone (`stale_temporaries`); a live writer's,
+of this host, stays. `squeezenet cache --clear` removes those of the decoded-image cache.
 """
 
 from __future__ import annotations
@@ -13,25 +14,26 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-_TMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[^.]+\.tmp$")
+_TMP = re.compile(r"^\..+\.(?P<pid>\d+)\.[^.]+\.tmp$")
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process `pid` of this host runs (another user's counts as running)."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # OverflowError: no pid is that large
         return False
     except PermissionError:  # someone else's process
         return True
     return True
 
 
-def stale_temporaries(folder: Path, name: str | None = None) -> list[Path]:
-    """Temporary files in `folder` (of target `name`, or any) whose writing process no longer runs."""
+def stale_temporaries(folder: Path) -> list[Path]:
+    """Temporary files in `folder` (of any target) whose writing process no longer runs."""
     found = []
     for p in folder.glob(".*.tmp") if folder.is_dir() else []:
         m = _TMP.match(p.name)
-        if m and (name is None or m["name"] == name) and not _alive(int(m["pid"])):
+        if m and not alive(int(m["pid"])):
             found.append(p)
     return found
 
@@ -41,7 +43,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it replaces `path` atomically, on error it is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    for p in stale_temporaries(path.parent, path.name):
+    for p in stale_temporaries(path.parent):
         p.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     os.close(fd)

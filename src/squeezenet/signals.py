@@ -12,11 +12,13 @@ from contextlib import contextmanager
 
 
 class Stopped(BaseException):
-    """The process was asked to stop by a signal (SIGTERM or SIGINT); like KeyboardInterrupt, not an error."""
+    """The process was asked to stop by a signal (SIGTERM or SIGINT); like KeyboardInterrupt, not an error.
+
+    A `message` says what was kept (a loop that stopped cleanly); without one, a caller may say it (`explained`)."""
 
     def __init__(self, signum: int, message: str = "") -> None:
         super().__init__(message or f"stopped by {signal.Signals(signum).name}")
-        self.signum = signum
+        self.signum, self.explained = signum, bool(message)
 
 
 def _raise(signum: int, frame) -> None:

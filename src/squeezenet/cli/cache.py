@@ -17,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from squeezenet.data.cache import cache_dir_default, cache_entries, clear_cache, max_cache_bytes
+    from squeezenet.data.cache_store import cache_dir_default, cache_entries, clear_cache, max_cache_bytes
 
     base = Path(args.dir) if args.dir else cache_dir_default()
     if args.clear:

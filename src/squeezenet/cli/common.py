@@ -11,10 +11,13 @@ import argparse
 import types
 import typing
 from dataclasses import MISSING, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from squeezenet.errors import SqueezeNetError
 from squeezenet.options import check_value
+
+if TYPE_CHECKING:
+    from squeezenet.formats.weights import Weights
 
 
 class Parser(argparse.ArgumentParser):
@@ -85,7 +88,9 @@ def add_fields(p: argparse.ArgumentParser | argparse._ArgumentGroup, cls: type, 
         elif unset and show_default and _shown(f.default):
             help_text += f" (default: {f.default})"
         if kind is bool:
-            if f.default:  # on by default: the flag turns it off
+            if meta.get("recipe"):  # a recipe may turn it on: both spellings
+                p.add_argument(flag(f.name), action=argparse.BooleanOptionalAction, default=None, help=help_text)
+            elif f.default:  # on by default: the flag turns it off
                 p.add_argument(flag("no_" + f.name), dest=f.name, action="store_false",
                                default=None if unset else True, help=f"without: {help_text}")
             else:
@@ -169,3 +174,21 @@ def byte_size(text: str) -> int:
     if not digits.isdigit() or int(digits) < 1:
         raise argparse.ArgumentTypeError(f"expected bytes such as 262144, 256K or 1M, got {text!r}")
     return int(digits) * scale
+
+
+def flash_line(flash: int) -> str:
+    """The C engine's flash figure, worded the same by `compress`, `summary --weights` and `export --format c`."""
+    return f"C engine flash (fixed width): {flash:,} bytes"
+
+
+def c_engine_flash(weights: Weights) -> int | None:
+    """What `export --format c` keeps in flash for `weights`' layers (`quantize.weights_flash`); None for what the
+    engine does not run, or for float layers (the export clusters them first, which takes minutes)."""
+    if weights.arch != "squeezenet" or not weights.codebooks:
+        return None
+    from squeezenet.deploy.cengine.quantize import weights_flash
+
+    try:
+        return weights_flash(weights)
+    except SqueezeNetError:  # a configuration the engine cannot express: no engine, no figure
+        return None

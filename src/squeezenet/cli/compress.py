@@ -8,7 +8,15 @@ import json
 import sys
 from pathlib import Path
 
-from squeezenet.cli.common import add_fields, add_weights_arg, positive_int, values, weights_of
+from squeezenet.cli.common import (
+    add_fields,
+    add_weights_arg,
+    c_engine_flash,
+    flash_line,
+    positive_int,
+    values,
+    weights_of,
+)
 from squeezenet.errors import SqueezeNetError
 
 HELP = "Deep Compression: prune, retrain, quantize, entropy-code into a .sqz file (AlexNet too; SVD, pruning alone)"
@@ -89,10 +97,13 @@ def run(args: argparse.Namespace) -> int:
     else:
         write_bytes(args.out, result.data)
     rep = report(result) | {"out": str(args.out)}
+    flash = c_engine_flash(result.weights) if result.data is not None else None
+    if flash is not None:
+        rep["c_engine_flash"] = flash
     scores = [s["score"] for s in result.stages if s.get("score") is not None]
     if scores:
         rep["accuracy"] = {"before": scores[0], "after": scores[-1], "data": scored_on}
-    text = format_report(rep) + f"\nwritten to {args.out}"
+    text = format_report(rep) + (f"\n{flash_line(flash)}" if flash is not None else "") + f"\nwritten to {args.out}"
     if scores:
         text += f"\ntop-1 before {scores[0]:.2%}, after {scores[-1]:.2%} ({scored_on})"
     print(json.dumps(rep) if args.json else text)

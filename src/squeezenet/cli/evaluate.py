@@ -37,11 +37,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_backend_args(p)
 
 
-def _samples(folders: list[str], class_ids, limit: int | None):
+def _samples(folders: list[str], class_ids, num_classes: int, limit: int | None):
     """The images of every folder, pooled (labels in the model's class order)."""
     from squeezenet.data.folders import Samples, list_samples
 
-    parts = [list_samples(d, classes=class_ids).sample(limit) for d in folders]
+    parts = [list_samples(d, class_ids, num_classes).sample(limit) for d in folders]
     return Samples([p for s in parts for p in s.paths], [y for s in parts for y in s.labels], parts[0].classes)
 
 
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from squeezenet.deploy.onnxruntime import open_model
-    from squeezenet.training.evaluation import accuracy
+    from squeezenet.training.evaluation import accuracy, figures
     from squeezenet.training.fidelity import compare
 
     source = weights_of(args)
@@ -70,13 +70,12 @@ def run(args: argparse.Namespace) -> int:
     if reference is not None and reference.class_ids != weights.class_ids:
         raise SqueezeNetError(f"--reference {args.reference} has other classes than {source} "
                               f"({len(reference.classes)} and {len(weights.classes)}): the two cannot be paired")
-    samples = _samples(args.data, weights.class_ids, args.limit)
+    samples = _samples(args.data, weights.class_ids, len(weights.classes), args.limit)
     start = time.perf_counter()
     logits, pre = _scores(weights, samples, args.image_size, args, str(source))
     seconds = time.perf_counter() - start
     r = {"weights": str(source), "data": args.data, "backend": weights.backend, "precision": weights.precision,
-         **accuracy(logits, samples.labels), "images": len(samples), "classes": samples.num_classes_present,
-         "preprocessing": pre.protocol, "seconds": seconds, "images_per_s": len(samples) / seconds}
+         **figures(logits, samples, pre, seconds)}
     if reference is not None:
         ref_logits, ref_pre = _scores(reference, samples, args.image_size, args, args.reference)
         r["reference"] = {"weights": args.reference, "backend": reference.backend, "precision": reference.precision,

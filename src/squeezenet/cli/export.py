@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from squeezenet.cli.common import add_weights_arg, byte_size, positive_int, weights_of
+from squeezenet.cli.common import add_weights_arg, byte_size, flash_line, positive_int, weights_of
 
 HELP = "ONNX model (fp32 or int8) for fast CPU inference, checked against PyTorch"
 EXAMPLE = "squeezenet export imagenette --out sq.int8.onnx --int8"
@@ -22,10 +22,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-size", type=positive_int, help="c: the input size the library is built for (default: "
                    "the weights' own)")
     p.add_argument("--int8", action="store_true", help="static int8 quantization (ONNX Runtime, per-channel)")
-    p.add_argument("--calibration", metavar="DIR", help="int8 calibration images (default: shared Imagenette train)")
+    p.add_argument("--calibration", metavar="DIR", help="int8 calibration images (default: DATA/train of the "
+                   "folder the weights were trained on, when here; else the shared Imagenette train)")
     p.add_argument("--calibration-images", type=positive_int, default=CALIBRATION_IMAGES, metavar="N",
                    help="images used to calibrate int8, a class-balanced sample")
-    p.add_argument("--check-images", metavar="DIR", help="images of the parity check (default: Imagenette val)")
+    p.add_argument("--check-images", metavar="DIR", help="images of the parity check (default: DATA/val of the "
+                   "folder the weights were trained on, when here; else the shared Imagenette val)")
     c = p.add_argument_group("C engine (--format c)")
     c.add_argument("--target", choices=["host", "cortex-m4"], default="host", help="host: the library; cortex-m4: "
                    "also a harness, startup code, linker script and Makefile (make; make run: QEMU)")
@@ -55,11 +57,12 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(r))
         return 0
-    print(f"ONNX opset {r['opset']}: max |logit difference| to PyTorch on {r['check_images']} images "
-          f"{r['max_abs_diff']:.2e}")
+    print(f"ONNX opset {r['opset']}, checked on {r['check_images']} images of {r['check_folder']}: top-1 agrees "
+          f"with PyTorch on {100 * r['top1_agreement']:.1f}%, max |logit difference| {r['max_abs_diff']:.2e}")
     if args.int8:
-        print(f"int8 (calibrated on {r['calibration_images']} images): top-1 agrees with fp32 on "
-              f"{100 * r['int8_top1_agreement']:.1f}% of them, max |logit difference| {r['int8_max_abs_diff']:.3f}")
+        print(f"int8, calibrated on {r['calibration_images']} images of {r['calibration_folder']}: top-1 agrees with "
+              f"fp32 on {100 * r['int8_top1_agreement']:.1f}% of the check images, max |logit difference| "
+              f"{r['int8_max_abs_diff']:.3f}")
     if "openvino_max_abs_diff" in r:
         print(f"OpenVINO: max |logit difference| to ONNX Runtime on the same images {r['openvino_max_abs_diff']:.2e}")
     print(f"wrote {r['out']} ({r['precision']}, {r['bytes']:,} bytes)")
@@ -77,9 +80,9 @@ def _run_c(args: argparse.Namespace) -> int:
     if r["clustered"]:
         print(f"warning: {len(r['clustered'])} layers had no codebook in the file and were clustered to 8 bits here")
     checked = "; the C's scores equal the reference's bit for bit" if r["c_checked"] else " (no C compiler here)"
-    print(f"int8 engine at {r['image_size']} px: top-1 agrees with fp32 on {100 * r['top1_agreement_fp32']:.1f}% "
-          f"of {r['check_images']} images{checked}")
-    print(f"wrote {r['out']}/: weights {r['weights_bytes']:,} bytes at fixed width (file {r['file_bytes']:,}), "
+    print(f"int8 engine at {r['image_size']} px, calibrated on {r['calibration_folder']}: top-1 agrees with fp32 on "
+          f"{100 * r['top1_agreement_fp32']:.1f}% of {r['check_images']} images of {r['check_folder']}{checked}")
+    print(f"wrote {r['out']}/: {flash_line(r['c_engine_flash'])} (file {r['file_bytes']:,}), "
           f"arena {r['arena']:,} bytes, fused max pools: {', '.join(r['fused']) or 'none'}")
     streamed = r["streamed"]
     print(f"memory plan: {f'{streamed[0]} to {streamed[-1]} streamed row by row' if streamed else 'layer by layer'}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from squeezenet.cli.common import add_model_args, model_kwargs
+from squeezenet.cli.common import add_model_args, c_engine_flash, flash_line, model_kwargs
 from squeezenet.errors import SqueezeNetError
 
 HELP = "per-layer table (Table 1) of any configuration or weights file"
@@ -19,7 +19,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("model", nargs="?", choices=list_models(), metavar="MODEL",
                    help=f"one of: {', '.join(list_models())}")
-    p.add_argument("--weights", help="summarize a weights file instead (.sqz: with its compression table)")
+    p.add_argument("--weights", help="summarize a weights file instead (.sqz: with its compression table; "
+                   "weight-shared: with the C engine's flash)")
     p.add_argument("--input-size", type=int, default=224, help="square input side in pixels")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--memory", action="store_true", help="the C engine's memory plans instead: layer by layer (per "
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not 1 <= args.input_size <= 4096:
         raise SqueezeNetError(f"--input-size must be in [1, 4096], got {args.input_size}")
-    if args.weights:  # the architecture of a weights file; a .sqz file adds its compression table
+    if args.weights:  # the architecture of a weights file; a .sqz its compression table, codebooks the flash
         from squeezenet.compression.sizes import file_report, format_report
         from squeezenet.formats.sqz import is_sqz
         from squeezenet.formats.weights import load, resolve
@@ -43,11 +44,16 @@ def run(args: argparse.Namespace) -> int:
         if args.memory:
             return _memory(weights.build(), args)
         table = summarize(weights.build(), args.input_size)
-        data = resolve(args.weights).read_bytes()
+        source = resolve(args.weights)  # a file, or a save_pretrained folder (never a .sqz)
+        data = source.read_bytes() if source.is_file() else b""
         if is_sqz(data):
             table["compression"] = file_report(data)
+        flash = c_engine_flash(weights)
+        if flash is not None:
+            table["c_engine_flash"] = flash
         print(json.dumps(table) if args.json else format_table(table) + (
-            "\n\n" + format_report(table["compression"]) if "compression" in table else ""))
+            "\n\n" + format_report(table["compression"]) if "compression" in table else "") + (
+            "\n" + flash_line(flash) if flash is not None else ""))
         return 0
     if args.model is None:
         raise SqueezeNetError("summary needs a MODEL name or --weights FILE")

@@ -167,11 +167,8 @@ def compress(weights: Weights, opts: CompressOptions, data_dir: str | Path | Non
     out.state_dict = {k: v.detach().clone() for k, v in model.state_dict().items()}
     data, layers = sqzformat.encode(out, quantized, gap_bits=opts.gap_bits, coders=opts.coders)
     decoded = sqzformat.decode(data).weights
-    # the authors' layout: fixed-width codes, 4-bit gaps, fp32 codebooks and biases (same weights, no entropy coding)
-    fixed, _ = sqzformat.encode(out, quantized, gap_bits=4, coders=("raw",), float_dtype="f32", codebook_dtype="f32")
     label = f"{opts.bits}" if opts.fc_bits is None else f"{opts.bits}/{opts.fc_bits} (conv/fc)"
-    stage(f"quantized {label}-bit, fixed width", len(fixed), decoded.build())
-    stage(f"quantized {label}-bit, entropy coded", len(data), None)
+    stage(f"quantized {label}-bit, entropy coded", len(data), decoded.build())
     return Result(decoded, data, layers, stage.rows)
 
 

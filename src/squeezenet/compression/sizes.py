@@ -18,6 +18,7 @@ from squeezenet.compression.quantize import quantizable
 from squeezenet.formats import sqz as sqzformat
 from squeezenet.formats.weights import Weights
 from squeezenet.models.registry import create_model
+from squeezenet.models.squeezenet import SqueezeNet
 from squeezenet.models.summary import fp32_bytes
 
 
@@ -51,13 +52,14 @@ def sparse_fp32_bytes(model: nn.Module) -> int:
 
 
 def layer_table(result_layers: list[dict], model: nn.Module) -> list[dict]:
-    """Per paper layer: parameters before/after pruning, density, bits and bytes of codebook, codes, index, bias."""
+    """Per paper layer: parameters before/after pruning, density, bits and bytes of codebook, codes, index, bias;
+    a BatchNorm is a row of its own, named after what it normalises (`norm_names`)."""
     names = paper_names(model)
+    norms = model.norm_names() if isinstance(model, SqueezeNet) else {}
     rows: dict[str, dict] = {}
     for lay in result_layers:
         base = lay["name"].rsplit(".", 1)[0]
-        paper = names.get(base + ".weight", base)
-        layer = paper.split("/")[0]
+        layer = norms.get(base) or names.get(base + ".weight", base).split("/")[0]
         r = rows.setdefault(layer, {"layer": layer, "params": 0, "params_after": 0, "bits": None,
                                     "codebook_bytes": 0, "codes_bytes": 0, "index_bytes": 0, "bias_bytes": 0})
         r["params"] += lay["numel"]
@@ -89,36 +91,44 @@ def file_report(data: bytes) -> dict:
 
 def _report(weights: Weights, layers: list[dict], total: int, stages: list[dict]) -> dict:
     model = weights.build()
-    rows = layer_table(layers, model)
     # against the input's fp32 (stage 0), which SVD makes differ from the result's architecture
     fp32 = stages[0]["bytes"] if stages else fp32_bytes(model)
-    alexnet = alexnet_fp32_bytes()
-    stages = [s | {"vs_alexnet": alexnet / s["bytes"]} for s in stages]
-    return {"layers": rows, "total_bytes": total, "fp32_bytes": fp32, "vs_fp32": fp32 / total,
-            "vs_alexnet": alexnet / total, "stages": stages, "format": "sqz"}
+    return {"layers": layer_table(layers, model), "total_bytes": total, "fp32_bytes": fp32, "vs_fp32": fp32 / total,
+            "stages": stages, "format": "sqz"}
+
+
+def _aligned(rows: list[list[str]]) -> list[str]:
+    """Columns two spaces apart, each as wide as its widest cell: names left-aligned, figures right-aligned, so
+    that a column's figures all end at the same offset."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join([r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True)])
+            for r in rows]
+
+
+LAYER_KEYS = ("params", "params_after", "codebook_bytes", "codes_bytes", "index_bytes", "bias_bytes", "bytes")
+
+
+def _layer_cells(name: str, r: dict, bits: str) -> list[str]:
+    p, after, book, codes, index, bias, size = (f"{r[k]:,}" for k in LAYER_KEYS)
+    return [name, p, after, f"{r['params_after'] / r['params']:.1%}", bits, book, codes, index, bias, size]
 
 
 def format_report(rep: dict) -> str:
-    head = (f"{'layer':<8}{'params':>12}{'after':>12}{'density':>9}{'bits':>5}{'codebook':>10}{'codes':>12}"
-            f"{'index':>10}{'bias':>8}{'bytes':>12}")
-    lines = [head, "-" * len(head)]
-    for r in rep["layers"]:
-        lines.append(f"{r['layer']:<8}{r['params']:>12,}{r['params_after']:>12,}{r['density']:>9.1%}"
-                     f"{r['bits'] or '':>5}{r['codebook_bytes']:>10,}{r['codes_bytes']:>12,}{r['index_bytes']:>10,}"
-                     f"{r['bias_bytes']:>8,}{r['bytes']:>12,}")
-    t = {k: sum(r[k] for r in rep["layers"]) for k in ("params", "params_after", "codebook_bytes", "codes_bytes",
-                                                         "index_bytes", "bias_bytes", "bytes")}
-    lines += ["-" * len(head),
-              f"{'total':<8}{t['params']:>12,}{t['params_after']:>12,}{t['params_after'] / t['params']:>9.1%}"
-              f"{'':>5}{t['codebook_bytes']:>10,}{t['codes_bytes']:>12,}{t['index_bytes']:>10,}{t['bias_bytes']:>8,}"
-              f"{t['bytes']:>12,}",
-              ("file: {:,} bytes (header and framing included)" if rep.get("format", "sqz") == "sqz" else
-               "fp32: {:,} bytes as the paper counts them (4 a weight; pruned: non-zeros plus a 4-bit index)").format(
-                  rep["total_bytes"]) + f"; {rep['vs_fp32']:.1f}x smaller than fp32 ({rep['fp32_bytes']:,} bytes), "
-              f"{rep['vs_alexnet']:.0f}x smaller than AlexNet fp32"]
+    """The per-layer table, the file's size against fp32, and the size after every stage (with its score)."""
+    head = ["layer", "params", "after", "density", "bits", "codebook", "codes", "index", "bias", "bytes"]
+    total = {k: sum(r[k] for r in rep["layers"]) for k in LAYER_KEYS}
+    lines = _aligned([head, *(_layer_cells(r["layer"], r, str(r["bits"] or "")) for r in rep["layers"]),
+                     _layer_cells("total", total, "")])
+    rule = "-" * len(lines[0])
+    lines = [lines[0], rule, *lines[1:-1], rule, lines[-1],
+             ("file: {:,} bytes (header and framing included)" if rep.get("format", "sqz") == "sqz" else
+              "fp32: {:,} bytes as the paper counts them (4 a weight; pruned: non-zeros plus a 4-bit index)").format(
+                 rep["total_bytes"]) + f"; {rep['vs_fp32']:.1f}x smaller than fp32 ({rep['fp32_bytes']:,} bytes)"]
     if rep["stages"]:
-        lines += ["", f"{'stage':<44}{'bytes':>12}{'vs AlexNet':>12}{'score':>9}"]
+        scored = any(s.get("score") is not None for s in rep["stages"])
+        rows = [["stage", "bytes"] + (["score"] if scored else [])]
         for s in rep["stages"]:
-            sc = f"{s['score']:.2%}" if s.get("score") is not None else ""
-            lines.append(f"{s['stage']:<44}{s['bytes']:>12,}{s['vs_alexnet']:>11.0f}x{sc:>9}")
+            score = [f"{s['score']:.2%}" if s.get("score") is not None else ""] if scored else []
+            rows.append([s["stage"], f"{s['bytes']:,}", *score])
+        lines += ["", *_aligned(rows)]
     return "\n".join(lines)

@@ -11,41 +11,26 @@ import errno
 import hashlib
 import json
 import os
-import re
 import sys
-import time
 import warnings
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from squeezenet.atomic import atomic_path, write_text
-from squeezenet.data.folders import Samples, open_image, to_rgb
+from squeezenet.data.cache_store import cache_dir_default, make_room, max_cache_bytes
+from squeezenet.data.folders import Samples, load_image, open_image, to_rgb
 from squeezenet.errors import SqueezeNetError
-from squeezenet.models.preprocessing import resize_and_crop
+from squeezenet.models.preprocessing import Preprocessing, resize_and_crop
 from squeezenet.progress import bar as progress_bar
 
 CACHE_VERSION = 1
-STALE_TEMP_SECONDS = 3600  # a temp file without its writer's pid is abandoned after this long
-_ENTRY = re.compile(r"(?P<stem>[0-9a-f]{16}-(?P<side>\d+)(?P<warp>-warp)?)\.(?:npy|json)")
-_TEMP = re.compile(r"\.(?:" + _ENTRY.pattern + r")\.(?:(?P<pid>\d+)\.)?[^.]+\.tmp")  # atomic_path's, pid optional
-
-
-def cache_dir_default() -> Path:
-    return Path(os.environ.get("SQUEEZENET_CACHE", Path.home() / ".cache" / "squeezenet"))
-
-
-def max_cache_bytes() -> int:
-    """The cap on the cache's total size: $SQUEEZENET_CACHE_MAX_GB, else 20 GB."""
-    text = os.environ.get("SQUEEZENET_CACHE_MAX_GB", "20").strip()
-    gb = float(text) if re.fullmatch(r"\d*\.?\d+|\d+\.", text) else 0.0
-    if not gb > 0:
-        raise SqueezeNetError(f"SQUEEZENET_CACHE_MAX_GB must be a positive number of GB, got {text!r}")
-    return int(gb * 1e9)
 
 
 def cache_side(image_size: int) -> int:
@@ -70,21 +55,8 @@ class DecodedImages:
         return self.images.shape[1]
 
 
-@dataclass
-class CacheEntry:
-    """One slot of the cache; `root` and `images` are None when its meta is missing (an interrupted write)."""
-
-    side: int
-    warp: bool
-    root: str | None
-    images: int | None
-    bytes: int
-    last_used: float
-    files: list[Path]
-
-
-def _fingerprint(samples: Samples, side: int, warp: bool) -> str:
-    h = hashlib.sha256(f"v{CACHE_VERSION} side={side} warp={warp} classes={samples.classes}".encode())
+def _fingerprint(samples: Samples, side: int, warp: bool, tag: str) -> str:
+    h = hashlib.sha256(f"v{CACHE_VERSION} side={side} warp={warp}{tag} classes={samples.classes}".encode())
     for p, y in zip(samples.paths, samples.labels, strict=True):
         try:
             st = p.stat()
@@ -105,96 +77,28 @@ def decode_square(path: str | Path, side: int, warp: bool = False) -> np.ndarray
             raise SqueezeNetError(f"cannot read image {path}: {e}") from None
 
 
+def _decode_exact(pre: Preprocessing, path: Path) -> np.ndarray:
+    """What `evaluate` gives the model: the full decode (no JPEG draft), resized and centre-cropped."""
+    return np.asarray(pre.resize_crop(load_image(path)), dtype=np.uint8)
+
+
 def _source_root(samples: Samples) -> str:
-    return os.path.commonpath([str(p.resolve().parent) for p in samples.paths]) if samples.paths else "."
+    # realpath, not resolve: a link loop stays itself (resolve raises), for its decoding to name it
+    return os.path.commonpath([os.path.dirname(os.path.realpath(p)) for p in samples.paths]) if samples.paths else "."
 
 
 def decoded_cache_paths(samples: Samples, side: int, cache_dir: str | Path | None = None,
-                        warp: bool = False) -> tuple[Path, Path]:
+                        warp: bool = False, tag: str = "") -> tuple[Path, Path]:
     """One cache slot per (source folder, side, resize mode): a changed source overwrites it instead of piling up."""
     name = hashlib.sha256(_source_root(samples).encode()).hexdigest()[:16] + f"-{side}" + ("-warp" if warp else "")
+    name += tag
     base = Path(cache_dir) if cache_dir else cache_dir_default()
     return base / f"{name}.npy", base / f"{name}.json"
 
 
-def cache_entries(cache_dir: str | Path | None = None) -> list[CacheEntry]:
-    """The cache's entries, least recently used first (a hit touches the .json)."""
-    base = Path(cache_dir) if cache_dir else cache_dir_default()
-    groups: dict[str, list[Path]] = {}
-    for p in sorted(base.iterdir()) if base.is_dir() else []:
-        if m := _ENTRY.fullmatch(p.name):
-            groups.setdefault(m["stem"], []).append(p)
-    entries = []
-    for stem, files in groups.items():
-        meta: dict = {}
-        with suppress(OSError, ValueError):  # no meta: an interrupted write, listed so that it can be evicted
-            meta = json.loads((base / f"{stem}.json").read_text())
-        try:
-            stats = [f.stat() for f in files]
-        except OSError:
-            continue  # removed meanwhile
-        m = _ENTRY.fullmatch(files[0].name)
-        entries.append(CacheEntry(int(m["side"]), bool(m["warp"]), meta.get("root"), len(meta["labels"])
-                                  if "labels" in meta else None, sum(st.st_size for st in stats),
-                                  max(st.st_mtime for st in stats), files))
-    return sorted(entries, key=lambda e: e.last_used)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        return os.kill(pid, 0) is None  # a PermissionError: another user's process, alive
-    except ProcessLookupError:
-        return False
-
-
-def remove_temps(cache_dir: str | Path | None = None, stale_only: bool = True) -> int:
-    """Remove the temp files that killed writers left behind (all of them if not `stale_only`); the bytes freed.
-
-    A temp file naming its writer's pid is stale once that process is gone (however long a live decode takes);
-    one without a pid once it is older than `STALE_TEMP_SECONDS`."""
-    base = Path(cache_dir) if cache_dir else cache_dir_default()
-    freed = 0
-    for p in base.glob(".*.tmp") if base.is_dir() else []:
-        m = _TEMP.fullmatch(p.name)
-        with suppress(OSError):  # another process may remove it first
-            st = p.stat()
-            if m and (not stale_only or (not _pid_alive(int(m["pid"])) if m["pid"] else
-                                         time.time() - st.st_mtime > STALE_TEMP_SECONDS)):
-                p.unlink()
-                freed += st.st_size
-    return freed
-
-
-def clear_cache(cache_dir: str | Path | None = None) -> tuple[int, int]:
-    """Remove every entry and temp file of the cache: (entries removed, bytes freed)."""
-    entries = cache_entries(cache_dir)
-    for f in [f for e in entries for f in e.files]:
-        f.unlink(missing_ok=True)
-    return len(entries), sum(e.bytes for e in entries) + remove_temps(cache_dir, stale_only=False)
-
-
-def _make_room(base: Path, need: int, max_bytes: int, what: str) -> tuple[int, int]:
-    """Evict least recently used entries until `need` more bytes fit under `max_bytes`: (bytes the others
-    keep, entries evicted). Raises, before any decoding, when the new entry alone is over the cap."""
-    if need > max_bytes:
-        raise SqueezeNetError(f"the decoded cache of {what} needs {need / 1e6:,.0f} MB, more than the cache's cap of "
-                              f"{max_bytes / 1e6:,.0f} MB: raise it (SQUEEZENET_CACHE_MAX_GB="
-                              f"{need / 1e9 + 0.1:.1f}) or use a smaller image size")
-    remove_temps(base)
-    entries = cache_entries(base)
-    total, evicted = sum(e.bytes for e in entries), 0
-    for e in entries:
-        if total + need <= max_bytes:
-            break
-        for f in e.files:
-            f.unlink(missing_ok=True)
-        total, evicted = total - e.bytes, evicted + 1
-    return total, evicted
-
-
 def _load_hit(npy: Path, meta_path: Path, fp: str, samples: Samples, skip_bad: bool) -> DecodedImages | None:
     """The cached split if its fingerprint matches, touched as used. An image an earlier `skip_bad` run left
-    out is an error without `skip_bad`, as it would be when decoding."""
+    out is an error without `skip_bad` and named in a warning with it, as when decoding."""
     try:
         meta = json.loads(meta_path.read_text())
     except (OSError, ValueError):
@@ -202,15 +106,21 @@ def _load_hit(npy: Path, meta_path: Path, fp: str, samples: Samples, skip_bad: b
     if meta.get("fingerprint") != fp or not npy.is_file():
         return None
     skipped = meta["skipped"]
+    errors = meta.get("errors") or [f"cannot read image {p}" for p in skipped]
     if skipped and not skip_bad:
-        err = (meta.get("errors") or [f"cannot read image {skipped[0]}"])[0]
-        more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
-        raise SqueezeNetError(f"{err}{more}; an earlier run with --skip-bad left it out of the decoded cache: "
+        raise SqueezeNetError(f"{_some(errors, 1)}; an earlier run with --skip-bad left it out of the decoded cache: "
                               "pass --skip-bad again, or fix or remove the file")
+    if skipped:
+        warnings.warn(f"skipped {len(skipped)} unreadable image(s): {_some(errors)}", stacklevel=3)
     with suppress(OSError):  # a read-only cache still works, it only stops recording its use
         os.utime(meta_path)
     return DecodedImages(np.load(npy, mmap_mode="r"), np.asarray(meta["labels"], dtype=np.int64),
                          samples.classes, skipped)
+
+
+def _some(errors: list[str], shown: int = 5) -> str:
+    """The first `shown` errors (each names its image) and how many more: which ones, without a flood."""
+    return "; ".join(errors[:shown]) + (f" (and {len(errors) - shown} more)" if len(errors) > shown else "")
 
 
 def _create(tmp: Path, header: dict) -> int:
@@ -230,7 +140,7 @@ def _create(tmp: Path, header: dict) -> int:
         raise
 
 
-def _decode_into(tmp: Path, samples: Samples, side: int, warp: bool, skip_bad: bool,
+def _decode_into(tmp: Path, samples: Samples, side: int, decode: Callable[[Path], np.ndarray], skip_bad: bool,
                  progress: bool) -> tuple[list[int], list[str], list[str]]:
     """Decode every image into the .npy at `tmp`: (indices kept, paths skipped, their errors)."""
     n, row = len(samples), side * side * 3
@@ -241,7 +151,7 @@ def _decode_into(tmp: Path, samples: Samples, side: int, warp: bool, skip_bad: b
 
     def work(i: int) -> tuple[int, np.ndarray | None, str | None]:
         try:
-            return i, decode_square(samples.paths[i], side, warp), None
+            return i, decode(samples.paths[i]), None
         except SqueezeNetError as e:
             if not skip_bad:
                 raise
@@ -252,7 +162,6 @@ def _decode_into(tmp: Path, samples: Samples, side: int, warp: bool, skip_bad: b
         for i, arr, err in progress_bar(pool.map(work, range(n)), total=n, desc=f"decoding {n} images at {side}px",
                                         disable=None if progress else True, leave=False):
             if err:
-                warnings.warn(f"skipped: {err}", stacklevel=3)
                 skipped.append(str(samples.paths[i]))
                 errors.append(err)
             else:
@@ -269,15 +178,20 @@ def _decode_into(tmp: Path, samples: Samples, side: int, warp: bool, skip_bad: b
 
 def decode_cached(samples: Samples, side: int, cache_dir: str | Path | None = None, skip_bad: bool = False,
                   progress: bool = True, rebuild: bool = True, warp: bool = False,
-                  max_bytes: int | None = None) -> DecodedImages:
+                  max_bytes: int | None = None, exact: Preprocessing | None = None) -> DecodedImages:
     """The split decoded at `side` (shorter side, or `warp`ed as Caffe does), from the cache when its
     fingerprint (files, sizes, mtimes, side, mode) matches.
 
     A corrupt image raises a SqueezeNetError naming it; with `skip_bad` it is left out with a warning and listed
     in `skipped`. `rebuild=False` raises instead of decoding (DDP ranks that wait for rank 0's cache). A new
-    entry first evicts the least recently used ones to fit under `max_bytes` (default `max_cache_bytes()`)."""
-    npy, meta_path = decoded_cache_paths(samples, side, cache_dir, warp)
-    fp = _fingerprint(samples, side, warp)
+    entry first evicts the least recently used ones to fit under `max_bytes` (default `max_cache_bytes()`).
+    `exact` (validation): `evaluate`'s very pixels with that preprocessing, so that both give one figure."""
+    decode = partial(decode_square, side=side, warp=warp) if exact is None else partial(_decode_exact, exact)
+    if exact is not None:
+        side, warp = exact.crop_size, exact.resize_mode == "warp"
+    tag = "" if exact is None else f"-eval{exact.resize_size or 0}"
+    npy, meta_path = decoded_cache_paths(samples, side, cache_dir, warp, tag)
+    fp = _fingerprint(samples, side, warp, tag)
     if (hit := _load_hit(npy, meta_path, fp, samples, skip_bad)) is not None:
         return hit
     if not rebuild:
@@ -286,9 +200,11 @@ def decode_cached(samples: Samples, side: int, cache_dir: str | Path | None = No
     for f in (meta_path, npy):  # stale (a .npy is valid only with its .json): its space is free for the new one
         f.unlink(missing_ok=True)
     cap = max_cache_bytes() if max_bytes is None else max_bytes
-    total, evicted = _make_room(npy.parent, n * side * side * 3, cap, f"{n} images at {side}px")
+    total, evicted = make_room(npy.parent, n * side * side * 3, cap, f"{n} images at {side}px")
     with atomic_path(npy) as tmp:
-        good, skipped, errors = _decode_into(tmp, samples, side, warp, skip_bad, progress)
+        good, skipped, errors = _decode_into(tmp, samples, side, decode, skip_bad, progress)
+    if skipped:
+        warnings.warn(f"skipped {len(skipped)} unreadable image(s): {_some(errors)}", stacklevel=2)
     labels = [samples.labels[i] for i in good]
     write_text(meta_path, json.dumps({"fingerprint": fp, "side": side, "warp": warp, "root": _source_root(samples),
                                       "labels": labels, "skipped": skipped, "errors": errors}))

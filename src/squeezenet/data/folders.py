@@ -61,11 +61,13 @@ def _by_label(labels: list[int]) -> list[np.ndarray]:
     return [np.flatnonzero(y == c) for c in np.unique(y)]
 
 
-def list_samples(root: str | Path, classes: list[str] | None = None) -> Samples:
+def list_samples(root: str | Path, classes: list[str] | None = None, num_classes: int | None = None) -> Samples:
     """An ImageNet-style folder (`<class>/*.JPEG`) or a folder with `labels.csv` (file,label) and images.
 
     For a class folder, `classes` fixes the label order (e.g. the 1000 ImageNet wnids); by default the sorted
-    sub-folder names. A folder with labels.csv looks for images beside it or in `images/`.
+    sub-folder names. A folder with labels.csv looks for images beside it or in `images/`; its class indices are
+    ImageNet's when `classes` are given, else the model's `num_classes` outputs': one beyond them is an error naming
+    its line (a model of some ImageNet classes would silently leave its image out).
     """
     root = Path(root)
     if not root.is_dir():
@@ -73,7 +75,7 @@ def list_samples(root: str | Path, classes: list[str] | None = None) -> Samples:
     labels_csv = root / "labels.csv"
     if labels_csv.is_file():
         base = root / "images" if (root / "images").is_dir() else root
-        paths, labels = _read_labels_csv(labels_csv, base)
+        paths, labels = _read_labels_csv(labels_csv, base, 1000 if classes else num_classes)
         return _imagenet_labels(Samples(paths, labels, classes or _csv_classes(labels)), labels_csv)
     found = sorted(d.name for d in root.iterdir() if d.is_dir())
     if not found:
@@ -101,19 +103,24 @@ def _is_int(text: str) -> bool:
     return t.isascii() and t.isdigit()
 
 
-def _read_labels_csv(labels_csv: Path, base: Path) -> tuple[list[Path], list[int]]:
-    """(paths, labels) of a `file,label` CSV (an optional header line); a bad line is named with its number."""
+def _read_labels_csv(labels_csv: Path, base: Path, bound: int | None) -> tuple[list[Path], list[int]]:
+    """(paths, labels) of a `file,label` CSV (an optional header line), labels in 0..bound-1 (or >= 0); a bad line
+    is named with its number."""
     paths, labels = [], []
     try:
         with open(labels_csv, newline="", encoding="utf-8") as f:
-            for i, row in enumerate(csv.reader(f)):
+            for i, row in enumerate(reader := csv.reader(f)):
                 if i == 0 and row and not _is_int(row[-1]):
                     continue  # header
                 if len(row) < 2 or not _is_int(row[1]):
-                    raise SqueezeNetError(f"{labels_csv}: line {i + 1} is not 'file,label' with an integer "
+                    raise SqueezeNetError(f"{labels_csv}: line {reader.line_num} is not 'file,label' with an integer "
                                           f"label: {','.join(row)[:80]!r}")
+                y = int(row[1])
+                if y < 0 or (bound is not None and y >= bound):
+                    rule = f"out of range 0..{bound - 1}" if bound is not None else "negative"
+                    raise SqueezeNetError(f"{labels_csv}: line {reader.line_num}: class index {y} is {rule}")
                 paths.append(base / row[0].strip())
-                labels.append(int(row[1]))
+                labels.append(y)
     except (UnicodeDecodeError, csv.Error) as e:
         raise SqueezeNetError(f"{labels_csv}: not a UTF-8 CSV file ({e})") from None
     if not paths:
@@ -125,8 +132,6 @@ def _csv_classes(labels: list[int]) -> list[str]:
     """The classes a labels.csv indexes: ImageNet's 1000 wnids when the shared class list is at hand, else '0'..'N'."""
     from squeezenet.formats.weights import imagenet_classes
 
-    if min(labels) < 0:
-        raise SqueezeNetError(f"labels must be class indices >= 0, got {min(labels)}")
     try:
         wnids = imagenet_classes()[0]
     except SqueezeNetError:
@@ -167,8 +172,7 @@ def _imagenet_labels(samples: Samples, labels_csv: Path) -> Samples:
     index = {c: i for i, c in enumerate(samples.classes)}
     if not set(index) <= set(wnids):
         raise SqueezeNetError(f"{labels_csv} labels ImageNet classes, but the model's classes are not ImageNet wnids")
-    keep = [(p, index[wnids[y]]) for p, y in zip(samples.paths, samples.labels, strict=True)
-            if 0 <= y < 1000 and wnids[y] in index]
+    keep = [(p, index[wnids[y]]) for p, y in zip(samples.paths, samples.labels, strict=True) if wnids[y] in index]
     if not keep:
         raise SqueezeNetError(f"{labels_csv}: no image of the model's {len(index)} classes")
     return Samples([p for p, _ in keep], [y for _, y in keep], samples.classes)

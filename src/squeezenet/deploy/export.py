@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from squeezenet.atomic import write_bytes
-from squeezenet.deploy.graph import OPSET, check_images, checked_onnx
+from squeezenet.deploy.graph import OPSET, check_images, checked_onnx, image_folder
 from squeezenet.deploy.int8 import CALIBRATION_IMAGES, calibration_batches, quantize_int8
 from squeezenet.deploy.onnxruntime import OrtModel
 from squeezenet.formats.onnx import get_description
@@ -23,14 +25,19 @@ def export_model(weights_path: str | Path, out: str | Path, int8: bool = False,
     if format == "openvino":  # the optional extra: a missing one is said before the export and calibration
         from squeezenet.deploy.openvino import OvModel, parity, write_ir
     weights = load(weights_path)
+    check, calibration = image_folder("val", check, weights), image_folder("train", calibration, weights)
     images = check_images(weights.preprocessing, check)
     model, diff = checked_onnx(weights, images)
-    report = {"out": str(out), "opset": OPSET, "check_images": len(images), "max_abs_diff": diff}
+    fp32 = OrtModel(model)(images)
+    with torch.inference_mode():
+        agree = float((weights.build().eval()(images).argmax(1) == fp32.argmax(1)).float().mean())
+    report = {"out": str(out), "opset": OPSET, "check_folder": str(check), "check_images": len(images),
+              "max_abs_diff": diff, "top1_agreement": agree}
     if int8:
-        fp32 = OrtModel(model)(images)
         model = quantize_int8(model, calibration_batches(weights.preprocessing, calibration, calibration_images))
         q = OrtModel(model)(images)
-        report |= {"calibration_images": get_description(model)["calibration_images"],
+        report |= {"calibration_folder": str(calibration),
+                   "calibration_images": get_description(model)["calibration_images"],
                    "int8_top1_agreement": float((fp32.argmax(1) == q.argmax(1)).float().mean()),
                    "int8_max_abs_diff": float((fp32 - q).abs().max())}
     if format == "openvino":

@@ -28,17 +28,11 @@ from onnxruntime.quantization import (
 
 from squeezenet import progress
 from squeezenet.data.folders import list_samples, load_image
-from squeezenet.errors import SqueezeNetError
+from squeezenet.deploy.graph import image_folder
 from squeezenet.formats.onnx import INPUT, get_description, set_description
 from squeezenet.models.preprocessing import Preprocessing
-from squeezenet.paths import shared_dir
 
 CALIBRATION_IMAGES = 300
-
-
-def calibration_dir(folder: str | Path | None = None) -> Path:
-    """`folder`, by default the shared Imagenette TRAIN split."""
-    return Path(folder) if folder is not None else shared_dir() / "data" / "imagenette2" / "train"
 
 
 def calibration_batches(preprocessing: Preprocessing, folder: str | Path | None = None,
@@ -47,10 +41,7 @@ def calibration_batches(preprocessing: Preprocessing, folder: str | Path | None 
 
     Small batches: the calibration session's memory grows with the batch (3.7 GB at 32 for v1.0, 1.3 GB at 8).
     """
-    folder = calibration_dir(folder)
-    if not folder.is_dir():
-        raise SqueezeNetError(f"calibration images not found at {folder}; pass a folder of training images")
-    samples = list_samples(folder).sample(count)
+    samples = list_samples(image_folder("train", folder)).sample(count)
     images = np.stack([preprocessing(load_image(p)).numpy()
                        for p in progress.bar(samples.paths, desc="calibration images", unit="img", leave=False)])
     return [images[i:i + batch_size] for i in range(0, len(images), batch_size)]

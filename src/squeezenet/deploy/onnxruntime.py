@@ -7,6 +7,7 @@ already is int8.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +20,8 @@ from torch import nn
 
 from squeezenet.data.folders import check_disjoint
 from squeezenet.deploy import BACKENDS
-from squeezenet.deploy.graph import to_onnx
-from squeezenet.deploy.int8 import calibration_batches, calibration_dir, quantize_int8
+from squeezenet.deploy.graph import image_folder, to_onnx
+from squeezenet.deploy.int8 import calibration_batches, quantize_int8
 from squeezenet.errors import SqueezeNetError
 from squeezenet.formats.onnx import INPUT, OUTPUT, description, get_description, set_description
 from squeezenet.formats.weights import load
@@ -74,7 +75,7 @@ class InferenceModel:
 
 
 def fastest_runtime() -> str:
-    """The default runtime of exported graphs and int8, by the measured rule in the README: OpenVINO when it is
+    """The default runtime of exported graphs and int8, by the measured rule (docs, CPU inference): OpenVINO when it is
     installed and loads (faster than ONNX Runtime in fp32 and int8 in benchmarks/inference.py), else ONNX Runtime."""
     try:
         import openvino  # noqa: F401  (used right after: the import is not wasted)
@@ -127,19 +128,19 @@ def open_model(path: str | Path, backend: str | None = None, int8: bool = False,
     if backend == "openvino":
         from squeezenet.deploy.openvino import OvModel  # the optional extra: a missing one is said before any work
     runtime = OvModel if backend == "openvino" else OrtModel
-    if is_onnx:
-        model = read_onnx(path)
-        desc = get_description(model, path)
-    else:
-        weights = load(path)
-        desc = description(weights)
+    weights = None if is_onnx else load(path)
+    model = read_onnx(path) if is_onnx else None
+    desc = get_description(model, path) if is_onnx else description(weights)
     calibrate = int8 and desc.get("precision") != "int8"
     if calibrate:
+        calibration = image_folder("train", calibration, weights)
         for folder in [evaluation_data] if isinstance(evaluation_data, str | Path) else evaluation_data or []:
-            check_disjoint(calibration_dir(calibration), folder, "calibration images")  # before the export
+            check_disjoint(calibration, folder, "calibration images")  # before the export
     if not is_onnx:
         model = to_onnx(weights.build(), weights.preprocessing.crop_size)
         set_description(model, desc)
     if calibrate:
         model = quantize_int8(model, calibration_batches(Preprocessing.from_dict(desc["preprocessing"]), calibration))
+        print(f"int8: calibrated on {get_description(model)['calibration_images']} images of {calibration} "
+              "(--calibration to choose)", file=sys.stderr)
     return _described(runtime(model), desc, backend, "int8" if int8 else desc.get("precision", "fp32"))

@@ -180,7 +180,7 @@ def _last_metrics(run_dir: Path) -> dict:
     rows = [json.loads(x) for x in lines if x.strip()]
     if not rows:
         raise SqueezeNetError(f"{run_dir}/metrics.jsonl is empty")
-    return rows[-1] | {"train_seconds": round(sum(r.get("seconds", 0.0) for r in rows), 1), "epochs": len(rows)}
+    return rows[-1] | {"train_seconds": round(sum(r.get("seconds", 0.0) for r in rows), 3), "epochs": len(rows)}
 
 
 def _params(trial: Trial, classes: int) -> int:

@@ -1,9 +1,9 @@
 """Weights that know what they are, as torchvision's do: architecture, classes, preprocessing, provenance.
 
-`load(path)` reads every format the project knows, dispatching on the file's first bytes or its suffix:
-the authors' Deep Compression `.net` (its prototxt found beside it) and the project's safetensors (metadata as
-JSON in the header). Other formats join with `register_format`. Nothing is ever unpickled, and a header is
-untrusted whatever its checksum: its JSON is bounded in depth, every field checked for type and range.
+`load(path)` reads every format the project knows, dispatching on the file's first bytes or its suffix: the
+authors' Deep Compression `.net` (its prototxt found beside it), the project's safetensors (metadata as JSON in the
+header), a `save_pretrained` folder. Other formats join with `register_format`. Nothing is ever unpickled, and a
+header is untrusted whatever its checksum: its JSON is bounded in depth, every field checked for type and range.
 """
 
 from __future__ import annotations
@@ -232,15 +232,17 @@ class WeightFormat:
     reader: Reader
     suffixes: tuple[str, ...] = ()
     magic: bytes | None = None
+    folder: bool = False  # reads a folder, not a file
 
 
 FORMATS: list[WeightFormat] = []
 
 
-def register_format(name: str, reader: Reader, suffixes: tuple[str, ...] = (), magic: bytes | None = None) -> None:
-    """Teach `load` a format: files starting with `magic` (checked first), else ending with one of `suffixes`."""
+def register_format(name: str, reader: Reader, suffixes: tuple[str, ...] = (), magic: bytes | None = None,
+                    folder: bool = False) -> None:
+    """Teach `load` a format: files starting with `magic` (checked first), else ending in `suffixes`; or folders."""
     FORMATS[:] = [f for f in FORMATS if f.name != name]
-    FORMATS.append(WeightFormat(name, reader, tuple(s.lower() for s in suffixes), magic))
+    FORMATS.append(WeightFormat(name, reader, tuple(s.lower() for s in suffixes), magic, folder))
 
 
 BUNDLED = {"imagenette": "squeezenet1_1-imagenette.sqz"}  # shipped inside the package: works with no data at hand
@@ -256,32 +258,31 @@ def resolve(path: str | Path) -> Path:
 
 
 def _format(path: Path) -> WeightFormat:
-    """The registered format of a file: by its first bytes, else by its suffix."""
-    with open(path, "rb") as f:
-        head = f.read(64)
-    for fmt in FORMATS:
-        if fmt.magic is not None and head.startswith(fmt.magic):
-            return fmt
-    for fmt in FORMATS:
-        if path.suffix.lower() in fmt.suffixes:
-            return fmt
-    known = ", ".join(s for f in FORMATS for s in f.suffixes)
-    raise SqueezeNetError(f"{path}: unknown weights format (known: {known})")
+    """The registered format of a file: by its first bytes, else by its suffix; of a folder, the folder format."""
+    if path.is_dir():
+        found = [f for f in FORMATS if f.folder]
+    else:
+        with open(path, "rb") as f:
+            head = f.read(64)
+        found = [f for f in FORMATS if f.magic is not None and head.startswith(f.magic)]
+        found += [f for f in FORMATS if path.suffix.lower() in f.suffixes]
+    if not found:
+        known = ", ".join(s for f in FORMATS for s in f.suffixes)
+        raise SqueezeNetError(f"{path}: unknown weights format (known: {known})")
+    return found[0]
 
 
 def load(path: str | Path, prototxt: str | Path | None = None) -> Weights:
-    """Read weights in any known format, or a bundled model by name (`load("imagenette")`).
+    """Read weights in any known format (a file, or a `save_pretrained` folder), or a bundled model by name.
 
     `prototxt` overrides the one found beside a Deep Compression file. Whatever the format, NaN or infinite
     weights are refused.
     """
     path = resolve(path)
-    if not path.is_file():
+    if not path.is_file() and not (path.is_dir() and prototxt is None):
         raise SqueezeNetError(f"weights file not found: {path} (bundled models: {', '.join(BUNDLED)})")
-    if prototxt is not None:
-        weights = next(f for f in FORMATS if f.name == "deep-compression").reader(path, prototxt)
-    else:
-        weights = _format(path).reader(path)
+    fmt = _format(path) if prototxt is None else next(f for f in FORMATS if f.name == "deep-compression")
+    weights = fmt.reader(path) if prototxt is None else fmt.reader(path, prototxt)
     check_finite(weights.state_dict, path)
     return weights
 

@@ -33,8 +33,12 @@ def _squeezenet(name: str, config: SqueezeNetConfig) -> None:
     def build(**kw) -> SqueezeNet:
         return SqueezeNet(model_config(name, **kw))
 
+    c = config
     build.__name__ = name
-    build.__doc__ = f"SqueezeNet {name}: its configuration with `kw` overridden."
+    build.__doc__ = (f"SqueezeNet {name}: conv1 {c.stem_filters} filters {c.stem_kernel}x{c.stem_kernel} stride "
+                     f"{c.stem_stride}, eight fire modules (base_e {c.base_e}, incr_e {c.incr_e}, freq {c.freq}, "
+                     f"pct3x3 {c.pct3x3}, sr {c.sr}), max-pools after layers {', '.join(map(str, c.pool_after))}, "
+                     f"conv10 padding {c.conv10_padding}, {c.init} init; keyword arguments override its fields.")
     register_model(build)
 
 
@@ -63,11 +67,17 @@ def list_models(pattern: str = "*") -> list[str]:
     return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
 
 
-def create_model(name: str, **kw) -> nn.Module:
+def model_entry(name: str) -> Callable[..., nn.Module]:
+    """The function registered as `name` (its docstring says what it builds)."""
     if name not in _MODELS:
         raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(list_models())}")
+    return _MODELS[name]
+
+
+def create_model(name: str, **kw) -> nn.Module:
+    entry = model_entry(name)
     try:
-        return _MODELS[name](**kw)
+        return entry(**kw)
     except TypeError as e:
         raise ConfigError(f"{name}: {e}") from None
 
@@ -85,3 +95,16 @@ def architecture(arch: str, config: dict) -> nn.Module:
         raise SqueezeNetError(f"unknown architecture {arch!r}; expected one of {', '.join(ARCHS)}")
     model, config_class = ARCHS[arch]
     return model(config_class.from_dict(config))
+
+
+def nearest_name(arch: str, config: dict) -> tuple[str, dict]:
+    """The registered name closest to a weights file's (arch, config) and the fields that differ from it (class
+    count aside): what a run started from those weights records as its model."""
+    if arch != "squeezenet":
+        return arch, {}
+
+    def diff(name: str) -> dict:
+        named = CONFIGS[name].to_dict()
+        return {k: v for k, v in config.items() if k != "num_classes" and named.get(k) != v}
+    name = min(CONFIGS, key=lambda n: len(diff(n)))
+    return name, diff(name)

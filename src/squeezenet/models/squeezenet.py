@@ -139,15 +139,33 @@ class SqueezeNet(nn.Module):
         nn.init.zeros_(new.bias)
         self.classifier[1] = new.to(old.weight.device)
 
+    def _fires(self) -> list[tuple[int, int, Fire]]:
+        """(paper number, index in `features`, module) of every fire module: fire2 first."""
+        fires = [(i, m) for i, m in enumerate(self.features) if isinstance(m, Fire)]
+        return [(n, i, m) for n, (i, m) in enumerate(fires, start=2)]
+
     def layer_names(self) -> dict[str, str]:
         """state_dict weight name -> the paper's layer name: 'conv1', 'fire2/squeeze1x1', ..., 'conv10'."""
         names = {"features.0.weight": "conv1", "classifier.1.weight": "conv10"}
-        fires = [(i, m) for i, m in enumerate(self.features) if isinstance(m, Fire)]
-        for n, (i, m) in enumerate(fires, start=2):
+        for n, i, m in self._fires():
             for part in ("squeeze", "expand1x1", "expand3x3"):
                 names[f"features.{i}.{part}.weight"] = f"fire{n}/{part}" + ("1x1" if part == "squeeze" else "")
             if m.bypass == "conv":
                 names[f"features.{i}.shortcut.weight"] = f"fire{n}/shortcut"
+        return names
+
+    def norm_names(self) -> dict[str, str]:
+        """BatchNorm module name -> the paper's name of what it normalises ('conv1 bn', 'fire2/squeeze1x1 bn'; a
+        bypass sum's 'fire2/bypass bn', as the C engine names the sum), so that tables need no module paths."""
+        if not self.config.batch_norm:
+            return {}
+        convs = self.layer_names()
+        names = {"features.1.0": "conv1 bn"}
+        for n, i, m in self._fires():
+            for part in ("squeeze", "expand1x1", "expand3x3"):
+                names[f"features.{i}.{part}_activation.0"] = convs[f"features.{i}.{part}.weight"] + " bn"
+            if m.bypass != "none":
+                names[f"features.{i}.sum_norm"] = f"fire{n}/bypass bn"
         return names
 
     def reset_parameters(self, init: str = "torchvision") -> None:

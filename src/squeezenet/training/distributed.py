@@ -29,17 +29,19 @@ def init_processes() -> tuple[int, int, int]:
     return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
 
 
-def load_split(root: Path, classes, pre: Preprocessing, cfg: TrainConfig, rank: int, world: int):
+def load_split(root: Path, classes, pre: Preprocessing, cfg: TrainConfig, rank: int, world: int,
+               exact: bool = False):
     """Rank 0 decodes (or finds) the cache; the other ranks wait for it, then everyone memory-maps it.
 
-    The cache is resized as the model's preprocessing says (shorter side or warp), so that evaluation during
-    training is the centre crop the weights will be evaluated with later."""
+    The cache is resized as the model's preprocessing says (shorter side or warp); `exact` (validation) keeps the
+    very pixels `evaluate` will see at the training crop, so that the two report the same figure."""
     samples = list_samples(root, classes)
     side, warp = pre.resize_size or cfg.image_size, pre.resize_mode == "warp"
+    kw = {"warp": warp, "exact": pre if exact else None}
     if rank == 0:
-        decoded = decode_cached(samples, side, cfg.cache_dir, cfg.skip_bad, progress=True, warp=warp)
+        decoded = decode_cached(samples, side, cfg.cache_dir, cfg.skip_bad, progress=True, **kw)
     if world > 1:
         dist.barrier()
     if rank != 0:
-        decoded = decode_cached(samples, side, cfg.cache_dir, cfg.skip_bad, progress=False, rebuild=False, warp=warp)
+        decoded = decode_cached(samples, side, cfg.cache_dir, cfg.skip_bad, progress=False, rebuild=False, **kw)
     return decoded

@@ -119,7 +119,11 @@ def evaluate(model: Model, samples: Samples, preprocessing: Preprocessing, batch
     on `samples`."""
     start = time.perf_counter()
     logits = scores(model, samples, preprocessing, batch_size, progress, workers)
-    seconds = time.perf_counter() - start
+    return figures(logits, samples, preprocessing, time.perf_counter() - start)
+
+
+def figures(logits: torch.Tensor, samples: Samples, preprocessing: Preprocessing, seconds: float) -> dict:
+    """`evaluate`'s report from scores already computed (`squeezenet evaluate` keeps them to pair two models)."""
     n = len(samples)
     return {**accuracy(logits, samples.labels), "images": n, "classes": samples.num_classes_present,
             "preprocessing": preprocessing.protocol, "seconds": seconds, "images_per_s": n / seconds}

@@ -15,9 +15,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -100,14 +101,17 @@ def _setup(cfg: TrainConfig, resume: bool) -> _Run:
     rank, world, local_world = init_processes()
     torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // local_world))
     data = dataset(cfg.data)
+    torch.manual_seed(cfg.seed)  # the initial weights
+    net, pre = build_model(cfg, list_samples(data / "train").classes)
+    train_set = load_split(data / "train", None, pre, cfg, rank, world)
+    if not resume and len(train_set) < cfg.batch_size:
+        cfg = _small_batch(cfg, len(train_set), rank)
     micro, rem = divmod(cfg.batch_size, cfg.accum * world)
     if rem or micro < 1:
         raise SqueezeNetError(f"batch size {cfg.batch_size} is not divisible by accum {cfg.accum} x {world} "
                               "process(es)")
-    torch.manual_seed(cfg.seed)  # the initial weights
-    net, pre = build_model(cfg, list_samples(data / "train").classes)
-    train_set = load_split(data / "train", None, pre, cfg, rank, world)
-    val_set = load_split(data / "val", train_set.classes, pre, cfg, rank, world) if (data / "val").is_dir() else None
+    val_set = load_split(data / "val", train_set.classes, pre, cfg, rank, world, exact=True) \
+        if (data / "val").is_dir() else None
     steps_per_epoch = len(train_set) // cfg.batch_size
     if steps_per_epoch < 1:
         raise SqueezeNetError(f"{len(train_set)} training images are fewer than one batch of {cfg.batch_size}")
@@ -132,6 +136,18 @@ def _setup(cfg: TrainConfig, resume: bool) -> _Run:
         out.mkdir(parents=True, exist_ok=True)
         write_text(out / "config.json", json.dumps(_absolute(asdict(cfg)), indent=2))
     return run
+
+
+def _small_batch(cfg: TrainConfig, images: int, rank: int) -> TrainConfig:
+    """A few dozen photos (transfer learning's usual start) get a batch that gives an epoch four steps or more: the
+    largest power of two up to a quarter of them, and the learning rate scaled with it (linearly: at the same rate,
+    40 photos a class lost a head the authors' model had right, results/train/transfer/); said, and in config.json."""
+    batch = max(2, 1 << max(1, images // 4).bit_length() - 1)
+    lr = cfg.lr * batch / cfg.batch_size
+    if rank == 0:
+        print(f"{images} training images are fewer than one batch of {cfg.batch_size}: batch {batch} and lr {lr:g} "
+              "instead (--batch-size and --lr to choose)", file=sys.stderr)
+    return replace(cfg, batch_size=batch, lr=lr)
 
 
 def _restore(run: _Run, state: dict, path: Path) -> None:
@@ -209,8 +225,8 @@ def _epoch(run: _Run, stop: Deferred) -> bool:
                             img_s=f"{(seen - done0) * run.world / (time.perf_counter() - start):.0f}")
         if _stop_requested(run, stop):
             run.checkpoint()
-            raise Stopped(stop.signum or 15, f"stopped at step {run.global_step}: checkpoint written, "
-                          f"`squeezenet train --resume {cfg.out}` continues")
+            raise Stopped(stop.signum or 15, f"stopped at step {run.global_step}: checkpoint written to "
+                          f"{Path(cfg.out) / CHECKPOINT}; `squeezenet train --resume {cfg.out}` continues")
         if cfg.checkpoint_every and run.global_step % cfg.checkpoint_every == 0 and run.step < run.steps_per_epoch:
             run.checkpoint()
     if run.step < run.steps_per_epoch:  # max_steps reached mid-epoch: kept, so that --resume can go on
@@ -235,11 +251,11 @@ def _end_epoch(run: _Run, loss_sum: float, correct: int, seen: int, seconds: flo
         dist.all_reduce(stats)
     row = {"epoch": run.epoch + 1, "step": run.global_step, "train_loss": stats[0].item() / max(stats[2].item(), 1),
            "train_acc": stats[1].item() / max(stats[2].item(), 1), "lr": run.sched.get_last_lr()[0],
-           "seconds": round(seconds, 2)}
+           "seconds": round(seconds, 4)}
     if run.val_set is not None:
         row |= evaluate_decoded(run.model, run.val_set, run.pre, run.cfg.image_size, run.rank, run.world,
                                 run.device)
-    row["seconds_total"] = round(row["seconds"] + (run.history[-1]["seconds_total"] if run.history else 0.0), 2)
+    row["seconds_total"] = round(row["seconds"] + (run.history[-1]["seconds_total"] if run.history else 0.0), 4)
     run.history.append(row)
     run.epoch, run.step, run.order, run.partial = run.epoch + 1, 0, None, [0.0, 0, 0, 0.0]
     run.checkpoint()
@@ -275,7 +291,7 @@ def _train(cfg: TrainConfig, resume: bool) -> dict:
     if run.rank == 0:
         weights = Weights.from_model(run.net, class_names(run.train_set.classes), run.pre,
                                      class_ids=run.train_set.classes,
-                                     meta={"trained_by": "squeezenet train", "train_config": asdict(cfg),
+                                     meta={"trained_by": "squeezenet train", "train_config": asdict(run.cfg),
                                            "metrics": run.history[-1] if run.history else {}})
         save(weights, Path(cfg.out) / "model.safetensors")
     if run.world > 1:

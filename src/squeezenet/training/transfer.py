@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import nn
 
 from squeezenet.errors import SqueezeNetError
 from squeezenet.formats.weights import imagenet_classes, load
 from squeezenet.models.preprocessing import Preprocessing, preset
-from squeezenet.models.registry import architecture, create_model
+from squeezenet.models.registry import architecture, create_model, nearest_name
 from squeezenet.training.recipes import TrainConfig
 
 
@@ -47,6 +49,16 @@ def build_model(cfg: TrainConfig, classes: list[str]) -> tuple[nn.Module, Prepro
         raise SqueezeNetError(f"{cfg.init_from} does not fit at {cfg.image_size} px: {str(e).splitlines()[-1]}") \
             from None
     return model, w.preprocessing.at_size(cfg.image_size)
+
+
+def started_config(cfg: TrainConfig, given: dict) -> TrainConfig:
+    """`cfg` naming the architecture `init_from` holds (the nearest registered model and the fields that differ),
+    so that the run's config.json records what was trained, not the default `model`; and, unless `given`, the
+    resolution its features were trained at."""
+    w = load(cfg.init_from)
+    name, differs = nearest_name(w.arch, w.config)
+    size = given.get("image_size") or w.preprocessing.crop_size
+    return replace(cfg, model=name, model_overrides=differs | cfg.model_overrides, image_size=size)
 
 
 def class_names(ids: list[str]) -> list[str]:

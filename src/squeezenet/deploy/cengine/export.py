@@ -26,11 +26,11 @@ from squeezenet.deploy.cengine.planner import NoPlan, choose
 from squeezenet.deploy.cengine.quantize import Engine, quantize
 from squeezenet.deploy.cengine.reference import calibrate, run_int
 from squeezenet.deploy.cengine.targets import FLASH, RAM, firmware_ram, host_build, host_cc, host_run, write_firmware
+from squeezenet.deploy.graph import image_folder
 from squeezenet.deploy.int8 import CALIBRATION_IMAGES, calibration_batches
 from squeezenet.errors import SqueezeNetError
 from squeezenet.formats.weights import Weights, load, resolve
 from squeezenet.models.preprocessing import Preprocessing
-from squeezenet.paths import shared_dir
 
 CHECK_IMAGES = 32
 
@@ -60,24 +60,15 @@ def build_engine(weights: Weights, image_size: int | None = None, calibration: s
     if image_size is not None and image_size != pre.crop_size:
         pre = pre.at_size(image_size)
     graph = lower(weights.build(), pre.crop_size)
-    ranges = calibrate(graph, calibration_batches(pre, calibration, calibration_images))
+    ranges = calibrate(graph, calibration_batches(pre, image_folder("train", calibration, weights), calibration_images))
     return quantize(weights, graph, choose(graph, arena, plan), ranges, pre, dense)
-
-
-def stream_bytes(engine: Engine) -> int:
-    """The network's data at fixed width: codebooks, codes, relative indexes, biases and multipliers."""
-    return sum(p.stream.nbytes + p.codebook.nbytes + p.bias.nbytes + p.mult.nbytes for p in engine.convs.values()) \
-        + sum(p.mult_a.nbytes + p.mult_b.nbytes + p.offset.nbytes for p in engine.adds.values()) + engine.lut.nbytes
 
 
 def check_crops(engine: Engine, folder: str | Path | None = None, count: int = CHECK_IMAGES) -> tuple[list[Path],
                                                                                                   np.ndarray]:
-    """A class-balanced sample of the check folder (Imagenette val by default), resized and cropped as the weights
-    were trained."""
-    folder = Path(folder) if folder is not None else shared_dir() / "data" / "imagenette2" / "val"
-    if not folder.is_dir():
-        raise SqueezeNetError(f"check images not found at {folder}; pass a folder of images")
-    paths = list_samples(folder).sample(count).paths
+    """A class-balanced sample of the check folder (default: `image_folder("val")` for the weights), resized and
+    cropped as the weights were trained."""
+    paths = list_samples(image_folder("val", folder, engine.weights)).sample(count).paths
     return paths, crops_of(engine.preprocessing, paths, "check images")
 
 
@@ -130,6 +121,7 @@ def export_c(weights_path: str | Path, out: str | Path, image_size: int | None =
     """Write the C library of `weights_path` into `out` (for a Cortex-M4, the firmware project); returns what to
     tell the user."""
     weights = load(weights_path)
+    calibration, check_folder = image_folder("train", calibration, weights), image_folder("val", check_folder, weights)
     firmware = target == "cortex-m4"
     ram = RAM if firmware and ram is None else ram
     size = image_size or weights.preprocessing.crop_size
@@ -142,11 +134,12 @@ def export_c(weights_path: str | Path, out: str | Path, image_size: int | None =
         write_firmware(out, mine or [(p.stem, c) for p, c in zip(paths[:4], crops, strict=False)], flash or FLASH,
                        ram)
     return report | {"out": str(out), "target": target, "image_size": engine.graph.image_size,
+                     "calibration_folder": str(calibration), "check_folder": str(check_folder),
                      "arena": engine.plan.arena, "streamed": [c.name for s in (
                          engine.plan.stream.stages if engine.plan.stream else []) for c in s.convs],
                      "plan_rest": bool(engine.plan.stream) and engine.plan.stream.ops < len(engine.graph.ops),
                      "ram_budget": ram, "firmware_ram": firmware_ram(engine.plan.arena, engine.graph.num_classes),
                      "board_images": len(mine) or min(4, len(crops)) if firmware else 0,
                      "arena_lower_bound": engine.plan.lower_bound, "fused": list(engine.plan.fused),
-                     "weights_bytes": stream_bytes(engine), "file_bytes": resolve(weights_path).stat().st_size,
+                     "c_engine_flash": engine.flash, "file_bytes": resolve(weights_path).stat().st_size,
                      "clustered": list(engine.clustered)}

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from squeezenet.compression.quantize import quantize_tensor
-from squeezenet.deploy.cengine.graph import INPUT, SCORES, Add, Conv, Graph, MaxPool, fold, fold_norm
+from squeezenet.deploy.cengine.graph import INPUT, SCORES, Add, Conv, Graph, MaxPool, fold, fold_norm, lower
 from squeezenet.deploy.cengine.planner import Plan
 from squeezenet.errors import SqueezeNetError
 from squeezenet.formats.coders import pack_bits, sparse_index
@@ -38,6 +38,7 @@ ACC_LIMIT = (1 << 31) - 1
 SCORE_LEVELS = 32767  # conv10's outputs are requantized to 16 bits before they are summed
 MAX_SHIFT = 52
 GAP_WIDTHS = range(1, 9)
+INPUT_TABLE = 3 * 256  # the input's table: a byte per channel and pixel value
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,7 @@ class Engine:
     score_scale: float  # mean logit = score * score_scale
     weights: Weights
     preprocessing: Preprocessing
+    flash: int  # `flash_bytes`: the constant data weights.c keeps in flash
     clustered: tuple[str, ...] = ()  # layers without a codebook in the file, clustered to 8 bits here
 
 
@@ -153,6 +155,11 @@ def int8_codebook(q: Quantized) -> tuple[np.ndarray, float]:
     book = q.codebook.astype(np.float64)
     scale = float(np.abs(book).max()) / 127 or 1.0
     return np.clip(np.round(book / scale), -127, 127).astype(np.int8), scale
+
+
+def multipliers(k: np.ndarray) -> int:
+    """A convolution's requantization multipliers: one a channel where BatchNorm's scales `k` differ, else one."""
+    return len(k) if np.any(k != k[0]) else 1
 
 
 def conv_params(op: Conv, q: Quantized, x: Act, y: Act, dense: bool = False) -> ConvQ:
@@ -176,9 +183,7 @@ def conv_params(op: Conv, q: Quantized, x: Act, y: Act, dense: bool = False) -> 
         lo, hi = (y.zero_point if op.relu else 0), 255
     m = eff / y.scale
     shift = _shift(float(np.abs(m).max()), op.name)
-    mult = np.round(m * 2.0 ** shift).astype(np.int64)
-    if np.all(mult == mult[0]):
-        mult = mult[:1]
+    mult = np.round(m * 2.0 ** shift).astype(np.int64)[:multipliers(k)]
     return ConvQ(dense_int8(weight) if dense else fixed_width(q), codebook, weight, bias.astype(np.int32),
                  c_bias.astype(np.int32), mult.astype(np.int32), shift,
                  math.floor((y.zero_point + 0.5) * 2 ** shift), lo, hi, in_zero, y.zero_point)
@@ -240,4 +245,27 @@ def quantize(weights: Weights, graph: Graph, plan: Plan, ranges: dict[str, tuple
     if plane * SCORE_LEVELS > ACC_LIMIT:
         raise SqueezeNetError(f"a {plane}-pixel conv10 map would overflow the int32 scores")
     return Engine(plan.graph, plan, acts, convs, adds, lut, source, acts[SCORES].scale / plane, weights, pre,
-                  clustered)
+                  flash_bytes(plan.graph, books, dense), clustered)
+
+
+def flash_bytes(graph: Graph, books: dict[str, Quantized], dense: bool = False) -> int:
+    """The engine's constant data, what a device keeps in flash beside the code: per convolution its stream, int8
+    codebook, int32 biases and multipliers; per bypass sum two int32 multipliers and an int64 offset a channel; the
+    input's table. Calibration and the memory plan change no size, so this is known before any export."""
+    total = INPUT_TABLE
+    for op in graph.ops:
+        if isinstance(op, Conv):
+            q, c = books[op.name], op.conv.out_channels
+            codebook, _ = int8_codebook(q)
+            stream = dense_int8(codebook[q.codes]) if dense else fixed_width(q)
+            total += stream.nbytes + codebook.nbytes + 4 * c + 4 * multipliers(fold(op)[0])
+        elif isinstance(op, Add):
+            total += 16 * graph.shapes[op.dst].c
+    return total
+
+
+def weights_flash(weights: Weights) -> int:
+    """`flash_bytes` of the engine `export --format c` builds from `weights` (any layer without a codebook
+    clustered to 8 bits, as there)."""
+    graph = lower(weights.build(), weights.preprocessing.crop_size)
+    return flash_bytes(graph, codebooks(weights, graph)[0])

@@ -28,7 +28,7 @@ def _write(t: dict[str, torch.Tensor], graph: Graph, op: Conv, y: torch.Tensor) 
     t[op.dst][:, op.channel:op.channel + y.shape[1]] = y
 
 
-CALIBRATION_PERCENTILE = 99.999  # of each tensor's values; MinMax's few outliers cost resolution (README, C engine)
+CALIBRATION_PERCENTILE = 99.999  # of each tensor's values; MinMax's few outliers cost resolution (docs, C engine)
 
 
 class _Ranges:
