@@ -127,7 +127,8 @@ def _provenance(e: dict) -> list[str]:
     if isinstance(meta.get("metrics"), dict) and "val_top1" in meta["metrics"]:
         m = meta["metrics"]
         lines.append(f"- at the end of training (epoch {m.get('epoch', '?')}, before any later compression): "
-                     f"val top-1 {percent(m['val_top1'])}, top-5 {percent(m.get('val_top5', 0.0))}")
+                     f"val top-1 {percent(m['val_top1'])}" + (f", top-5 {percent(m['val_top5'])}" if "val_top5" in m
+                                                                 else ""))
     if isinstance(meta.get("compression"), dict):
         lines.append(f"- compression (`squeezenet compress`): {_pairs(meta['compression'], COMPRESSION_KEYS)}")
     return lines

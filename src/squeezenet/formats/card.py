@@ -42,8 +42,8 @@ def _evaluation(weights: Weights) -> list[str]:
         where = f" on {_text(train.get('data'))} at {_text(train.get('image_size'))} px" if isinstance(
             train, dict) else ""
         lines += ["", f"At the end of training (epoch {_text(metrics.get('epoch', '?'))}{where}, before any later "
-                  f"compression): validation top-1 {_percent(metrics['val_top1'])}, top-5 "
-                  f"{_percent(metrics.get('val_top5'))}."]
+                  f"compression): validation top-1 {_percent(metrics['val_top1'])}" + (
+                      f", top-5 {_percent(metrics['val_top5'])}." if "val_top5" in metrics else ".")]
     if len(lines) == 2:
         lines += ["No evaluation is recorded with these weights; measure one with their protocol: "
                   "`squeezenet evaluate --weights DIR --data FOLDER --json`."]
