@@ -25,9 +25,9 @@ def measured() -> float:
 
 @pytest.fixture(scope="module")
 def photos(imagenette, tmp_path_factory) -> Path:
-    """40 training photos per class, and 30 val photos, linked from Imagenette."""
+    """40 training photos per class, and 20 val photos, linked from Imagenette."""
     root = tmp_path_factory.mktemp("photos")
-    for split, n in (("train", 40), ("val", 30)):
+    for split, n in (("train", 40), ("val", 20)):
         for c in CLASSES:
             (root / split / c).mkdir(parents=True)
             for f in sorted(os.listdir(imagenette / split / c))[:n]:
@@ -38,7 +38,8 @@ def photos(imagenette, tmp_path_factory) -> Path:
 def test_transfer_with_the_defaults_on_a_few_photos(photos, authors_model, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["--quiet", "train", "--init-from", str(authors_model / "compressed_SqueezeNet.net"), "--data",
-                 str(photos), "--out", str(run), "--epochs", "3", "--cache-dir", str(tmp_path / "cache")]) == 0
+                 str(photos), "--out", str(run), "--epochs", "3", "--image-size", "128", "--cache-dir",
+                 str(tmp_path / "cache")]) == 0
     out, err = capsys.readouterr()
     assert "recipe transfer, lr 0.01, warm-up 0.2 epoch" in err and "features frozen" in err
     assert "120 training images are fewer than one batch of 128: batch 16 and lr 0.00125 instead" in err
@@ -53,4 +54,4 @@ def test_transfer_with_the_defaults_on_a_few_photos(photos, authors_model, tmp_p
                  "--json"]) == 0
     evaluated = json.loads(capsys.readouterr().out)
     assert evaluated["top1"] == pytest.approx(last["val_top1"], abs=1e-6)  # one figure for the same weights
-    assert last["val_top1"] >= measured() - 0.1  # 90 of those val images: a few points of standard error
+    assert last["val_top1"] >= measured() - 0.1  # 60 of those val images: a few points of standard error

@@ -29,7 +29,7 @@ RUNS=("old-defaults|mydata|--recipe bn --freeze-features --epochs 2 --image-size
       "lr0.01-96|mydata|--recipe bn --freeze-features --epochs 2 --image-size 96 --lr 0.01 --warmup-epochs 0.2"
       "lr0.01-128|mydata|--recipe bn --freeze-features --epochs 2 --image-size 128 --lr 0.01 --warmup-epochs 0.2"
       "defaults|mydata|--epochs 2"
-      "test-few|few|--epochs 3"  # tests/test_transfer.py's command
+      "test-few|few|--epochs 3 --image-size 128"  # tests/test_transfer.py's command
       "all-layers|mydata|--no-freeze-features --lr 0.001 --epochs 2")
 mkdir -p "$WORK/runs"
 touch "$OUT"
