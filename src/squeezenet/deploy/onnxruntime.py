@@ -75,8 +75,10 @@ class InferenceModel:
 
 
 def fastest_runtime() -> str:
-    """The default runtime of exported graphs and int8, by the measured rule (docs, CPU inference): OpenVINO when it is
-    installed and loads (faster than ONNX Runtime in fp32 and int8 in benchmarks/inference.py), else ONNX Runtime."""
+    """The default runtime of int8, by the measured rule (docs, CPU inference): OpenVINO when it is installed and
+    loads (0.21-0.47x of ONNX Runtime fp32's time against ONNX Runtime int8's 0.45-0.60x in the idle run of
+    benchmarks/inference.py), else ONNX Runtime. An fp32 graph runs on ONNX Runtime: OpenVINO's exact fp32 took
+    1.05-1.13x its time."""
     try:
         import openvino  # noqa: F401  (used right after: the import is not wasted)
     except ImportError:
@@ -107,8 +109,8 @@ def open_model(path: str | Path, backend: str | None = None, int8: bool = False,
                evaluation_data: str | Path | Sequence[str | Path] | None = None) -> InferenceModel:
     """Weights (.net, .safetensors, ...), an exported .onnx or OpenVINO IR (.xml), on any backend, fp32 or int8.
 
-    The backend defaults to PyTorch for weights and to `fastest_runtime()` for a graph or int8; int8 runs on a
-    graph runtime and, unless the file already is int8, is calibrated here on `calibration` (which must not
+    The backend defaults to PyTorch for weights, ONNX Runtime for an fp32 graph, `fastest_runtime()` for int8; int8
+    runs on a graph runtime and, unless the file already is int8, is calibrated here on `calibration` (which must not
     overlap `evaluation_data`).
     """
     if backend not in (None, *BACKENDS):
@@ -124,13 +126,13 @@ def open_model(path: str | Path, backend: str | None = None, int8: bool = False,
         weights = load(path)
         return InferenceModel(weights.build(), weights.classes, weights.class_ids, weights.preprocessing,
                               "torch", "fp32", weights.arch)
-    backend = backend or fastest_runtime()
-    if backend == "openvino":
-        from squeezenet.deploy.openvino import OvModel  # the optional extra: a missing one is said before any work
-    runtime = OvModel if backend == "openvino" else OrtModel
     weights = None if is_onnx else load(path)
     model = read_onnx(path) if is_onnx else None
     desc = get_description(model, path) if is_onnx else description(weights)
+    backend = backend or (fastest_runtime() if int8 or desc.get("precision") == "int8" else "onnxruntime")
+    if backend == "openvino":
+        from squeezenet.deploy.openvino import OvModel  # the optional extra: a missing one is said before any work
+    runtime = OvModel if backend == "openvino" else OrtModel
     calibrate = int8 and desc.get("precision") != "int8"
     if calibrate:
         calibration = image_folder("train", calibration, weights)
