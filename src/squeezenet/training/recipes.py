@@ -74,7 +74,7 @@ RECIPES: dict[str, dict] = {
                 "weight_decay": 5e-4, "label_smoothing": 0.1},
     # Transfer (`--init-from`, its default recipe): the started weights keep their architecture and, unless told,
     # their resolution (`transfer.started_config`); no label smoothing and a tenth of bn's rate with a short warm-up:
-    # a head started from the matching ImageNet rows is right already (97% on three Imagenette classes at 128 px)
+    # a head started from the matching ImageNet rows is right already (on Imagenette classes, before any step)
     # and smoothing or lr 0.1 push its large logits below the final ReLU; the features frozen (--no-freeze-features
     # trains them too, with a lower --lr: at 0.01 the authors' v1.0 diverges) (results/train/transfer/)
     "transfer": {"model_overrides": {}, "lr": 0.01, "warmup_epochs": 0.2, "batch_size": 128, "accum": 1,
