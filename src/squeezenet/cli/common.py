@@ -135,7 +135,11 @@ def model_kwargs(args: argparse.Namespace) -> dict:
     return values(args, SqueezeNetConfig, MODEL_FIELDS)
 
 
-def add_weights_arg(p: argparse.ArgumentParser, what: str = "weights file (.net, .safetensors, .sqz, .onnx) or "
+RUNNABLE = "weights file (.net, .safetensors, .pth, .sqz), an exported .onnx or OpenVINO .xml, or a bundled model: " \
+           "imagenette"
+
+
+def add_weights_arg(p: argparse.ArgumentParser, what: str = "weights file (.net, .safetensors, .pth, .sqz, .onnx) or "
                     "a bundled model: imagenette") -> None:
     """WEIGHTS as a positional argument or as --weights, the same in every command."""
     p.add_argument("weights_pos", nargs="?", metavar="WEIGHTS", help=what)

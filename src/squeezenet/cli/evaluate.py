@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from squeezenet.cli.common import add_backend_args, add_weights_arg, positive_int, typed, weights_of
+from squeezenet.cli.common import RUNNABLE, add_backend_args, add_weights_arg, positive_int, typed, weights_of
 from squeezenet.errors import SqueezeNetError
 
 HELP = "top-1 / top-5 accuracy of weights on folders of labelled images, and fidelity to a reference model"
@@ -16,7 +16,7 @@ EXAMPLE = ("squeezenet evaluate --weights imagenette --data ../shared/data/image
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_weights_arg(p)
+    add_weights_arg(p, RUNNABLE)
     p.add_argument("--data", required=True, nargs="+", metavar="DIR",
                    help="ImageNet-style folders (<wnid>/*.JPEG) or folders with labels.csv; several pool into one "
                    "figure")

@@ -8,7 +8,7 @@ import io
 import json
 from pathlib import Path
 
-from squeezenet.cli.common import add_backend_args, positive_int
+from squeezenet.cli.common import RUNNABLE, add_backend_args, positive_int
 
 HELP = "the most probable classes of images (files, folders, glob patterns)"
 EXAMPLE = ("squeezenet predict imagenette photo.jpg --top 3\n  "
@@ -18,7 +18,7 @@ FORMATS = ("text", "json", "csv")
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("weights_pos", metavar="WEIGHTS", nargs="?",
-                   help="weights file (.net, .safetensors, .sqz, .onnx) or a bundled model: imagenette")
+                   help=RUNNABLE)
     p.add_argument("images", nargs="*", metavar="IMAGE", help="image files, folders (searched recursively) or "
                    "glob patterns (quoted: 'dir/**/*.jpg')")
     p.add_argument("--weights", help="the weights, as a flag (then every positional argument is an image)")
