@@ -54,8 +54,9 @@ def write(rows: list[dict], out: str | Path, cost: str, title: str, limit: int |
 
 
 def plot(rows: list[dict], best: list[dict], cost: str, png: Path, title: str, limit: int | None = None) -> Path:
-    """Top-1 against the cost: every trained configuration, the front, the excluded ones at 0 (the paper's marked
-    wherever they fell) and the limit on the cost."""
+    """Top-1 against the cost: every trained configuration, the front, the excluded ones in a row below the least
+    accurate trained one (so that the trained ones keep the height; the paper's marked wherever they fell) and the
+    limit on the cost."""
     fig, ax = subplots(1, 1, figsize=(7, 4.5), layout="constrained")
     done = [r for r in rows if r["state"] == "complete"]
     ax.scatter([r[cost] for r in done], [r["top1"] for r in done], s=18, color="C0", alpha=0.6,
@@ -63,14 +64,16 @@ def plot(rows: list[dict], best: list[dict], cost: str, png: Path, title: str, l
     ax.step([r[cost] for r in best], [r["top1"] for r in best], where="post", color="C1", label="Pareto front")
     ax.scatter([r[cost] for r in best], [r["top1"] for r in best], s=30, color="C1", zorder=3)
     out = [r for r in rows if r["state"] == "pruned" and r[cost] is not None]
+    foot = max(0.0, min(r["top1"] for r in done) - 0.04) if done else 0.0
     if out:
-        ax.scatter([r[cost] for r in out], [0.0] * len(out), marker="x", color="C3",
+        ax.scatter([r[cost] for r in out], [foot] * len(out), marker="x", color="C3",
                    label=f"excluded before training ({len(out)})")
     for r in done + out:
         name = reference(r)
         if name:
-            ax.annotate(name if r in done else f"{name} (excluded)", (r[cost], r["top1"] or 0.0), xytext=(4, 4),
-                        textcoords="offset points", fontsize=9, weight="bold")
+            at = (r[cost], r["top1"] if r in done else foot)
+            ax.annotate(name if r in done else f"{name} (excluded)", at, xytext=(4, 4), textcoords="offset points",
+                        fontsize=9, weight="bold")
     if limit:
         ax.axvline(limit, color="C3", ls="--", lw=1, label=f"limit {limit:,}")
     ax.set(xlabel=cost if cost in ("macs", "params") else f"{cost} (bytes)", ylabel="validation top-1",
