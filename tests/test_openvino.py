@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+import squeezenet
 from squeezenet.cli import main
 from squeezenet.deploy.graph import check_images, to_onnx
 from squeezenet.deploy.int8 import calibration_batches, quantize_int8
@@ -140,16 +141,19 @@ def test_default_backend_is_the_fastest_installed(ov, net, tmp_path):
 
 
 def test_fidelity_on_every_format_and_runtime(ov, net, ir, imagenet_val, imagenette, tmp_path, capsys):
-    """`evaluate --reference` on each file the project reads (.net, .safetensors, .pth, .sqz, .onnx, .xml), on each
+    """`evaluate --reference` on each file the project reads (.net, .safetensors, .pth, .sqz, a save_pretrained
+    folder, .onnx, .xml), on each
     runtime (PyTorch, ONNX Runtime, OpenVINO; fp32 and int8): the same network agrees with itself, int8 nearly. A
     .pth carries no preprocessing (it is read with torchvision's), so it is compared with itself on another runtime."""
     assert main(["convert", str(net), "--out", str(tmp_path / "sq.safetensors")]) == 0
     torch.save(load(net).build().state_dict(), tmp_path / "sq.pth")
+    hub = squeezenet.create_model("squeezenet1_0", pretrained=True).save_pretrained(tmp_path / "hub")
     assert main(["export", str(net), "--out", str(tmp_path / "sq.onnx"), "--check-images",
                  str(imagenette / "val")]) == 0
     assert main(["export", "imagenette", "--out", str(tmp_path / "nette.onnx")]) == 0
     capsys.readouterr()
-    same = [(tmp_path / "sq.safetensors", "torch", net), (tmp_path / "sq.pth", "onnxruntime", tmp_path / "sq.pth"),
+    same = [(tmp_path / "sq.safetensors", "torch", net), (hub, "torch", tmp_path / "sq.safetensors"),
+            (tmp_path / "sq.pth", "onnxruntime", tmp_path / "sq.pth"),
             (tmp_path / "sq.onnx", "openvino", tmp_path / "sq.safetensors"), (ir, "openvino", tmp_path / "sq.onnx"),
             (tmp_path / "nette.onnx", "onnxruntime", "imagenette")]
     for weights, backend, reference in same:
