@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-import squeezenet
 from squeezenet.cli import main
 from squeezenet.deploy.graph import check_images, to_onnx
 from squeezenet.deploy.int8 import calibration_batches, quantize_int8
@@ -138,35 +137,3 @@ def test_default_backend_is_the_fastest_installed(ov, net, tmp_path):
     (tmp_path / "sq.onnx").write_bytes(proto.SerializeToString())
     model = open_model(tmp_path / "sq.onnx")
     assert model.backend == "onnxruntime" and np.isfinite(model.model(torch.zeros(1, 3, 227, 227)).numpy()).all()
-
-
-def test_fidelity_on_every_format_and_runtime(ov, net, ir, imagenet_val, imagenette, tmp_path, capsys):
-    """`evaluate --reference` on each file the project reads (.net, .safetensors, .pth, .sqz, a save_pretrained
-    folder, .onnx, .xml), on each
-    runtime (PyTorch, ONNX Runtime, OpenVINO; fp32 and int8): the same network agrees with itself, int8 nearly. A
-    .pth carries no preprocessing (it is read with torchvision's), so it is compared with itself on another runtime."""
-    assert main(["convert", str(net), "--out", str(tmp_path / "sq.safetensors")]) == 0
-    torch.save(load(net).build().state_dict(), tmp_path / "sq.pth")
-    hub = squeezenet.create_model("squeezenet1_0", pretrained=True).save_pretrained(tmp_path / "hub")
-    assert main(["export", str(net), "--out", str(tmp_path / "sq.onnx"), "--check-images",
-                 str(imagenette / "val")]) == 0
-    assert main(["export", "imagenette", "--out", str(tmp_path / "nette.onnx")]) == 0
-    capsys.readouterr()
-    same = [(tmp_path / "sq.safetensors", "torch", net), (hub, "torch", tmp_path / "sq.safetensors"),
-            (tmp_path / "sq.pth", "onnxruntime", tmp_path / "sq.pth"),
-            (tmp_path / "sq.onnx", "openvino", tmp_path / "sq.safetensors"), (ir, "openvino", tmp_path / "sq.onnx"),
-            (tmp_path / "nette.onnx", "onnxruntime", "imagenette")]
-    for weights, backend, reference in same:
-        data = imagenette / "val" if reference == "imagenette" else imagenet_val
-        assert main(["evaluate", str(weights), "--backend", backend, "--reference", str(reference), "--data",
-                     str(data), "--limit", "6", "--json"]) == 0, weights
-        r = json.loads(capsys.readouterr().out)
-        assert (r["backend"], r["images"], r["agreement"], r["paired_difference"]) == (backend, 6, 1, 0), weights
-        assert r["kl"] < 1e-6
-    for weights, backend, data in ((net, "onnxruntime", imagenet_val), ("imagenette", "openvino", imagenette / "val")):
-        assert main(["evaluate", str(weights), "--int8", "--backend", backend, "--calibration",
-                     str(imagenette / "train"), "--reference", str(weights), "--data", str(data), "--limit", "20",
-                     "--json"]) == 0
-        r = json.loads(capsys.readouterr().out)
-        assert (r["backend"], r["precision"], r["reference"]["precision"]) == (backend, "int8", "fp32")
-        assert r["agreement"] >= 0.8 and r["paired_ci95"][0] <= r["paired_difference"] <= r["paired_ci95"][1]
