@@ -1,18 +1,21 @@
 """Rate-accuracy of the authors' ImageNet SqueezeNet v1.0 through our pipeline: bytes against top-1 on both sets.
 
 One recipe for every point (exact Fisher-weighted, entropy-constrained clustering, rate-distortion optimised
-assignment with zero as a level (`--rdo`), the centroids fine-tuned by distillation on Imagenette *train*), one
+assignment with zero as a level (`--rdo`), the centroids fine-tuned by distillation on Imagenette *train*, drawn
+so that the uncompressed model's top-1 classes spread (`--balance`, results/compress/reconstruction.sh)), one
 knob varied: the rate weight `--rate`, at 6 bits per weight, and at 7 for the top of the range (a point written
 RATE@BITS). The fine-tuning trains the weights too (`--reassign`: straight through the quantizer, re-assigned
 by the same rate-distortion cost at every step). Each point is also measured without the
 fine-tuning (`untuned`), the comparison with NNCodec's points on equal terms (they are not fine-tuned either).
-Each file is evaluated on imagenet-val-1300 and imagenet-sample-750 with Caffe's protocol, and its decode time
-measured. NNCodec's points (MPEG NNC's reference encoder) are measured in the same run when `nncodec`
-imports; it does not here (it needs torchvision, which does not import beside torch 2.13), so the points recorded
-in ../shared/docs/paper-facts.md are drawn, labelled as recorded. Writes JSON + PNG.
+Each file is evaluated on imagenet-val-1300 and imagenet-sample-750 with Caffe's protocol, judged image by image
+against the authors' 8-bit model over both sets pooled (`fidelity.compare`: agreement, paired difference with its
+exact interval, KL), and its decode time measured. NNCodec's points (MPEG NNC's reference encoder) are measured in
+the same run when `nncodec` imports; it does not here (it needs torchvision, which does not import beside torch
+2.13), so the points recorded in ../shared/docs/paper-facts.md are drawn, labelled as recorded. Writes JSON + PNG.
 
     python benchmarks/rate_accuracy.py [--rates 5e-4 3e-3 1e-4@7 ...] [--tuned 5e-4 ...] [--work ../runs/rate] \
         [--out results/compress/rate_accuracy.json]
+    python benchmarks/rate_accuracy.py --redraw results/compress/rate_accuracy.json
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ NNCODEC_RECORDED = [{"qp": -38, "bytes": 478_463, "top1": {"imagenet-val-1300": 
                     {"qp": -28, "bytes": 345_472, "top1": {"imagenet-val-1300": 0.6938, "imagenet-sample-750": 0.5600}},
                     {"qp": -24, "bytes": 291_600, "top1": {"imagenet-val-1300": 0.5700, "imagenet-sample-750": 0.4307}}]
 RECIPE = {"profile": "none", "init": "optimal", "rdo": True, "fisher_batches": 8, "train_limit": 2000,
-          "finetune_epochs": 2, "lr_finetune": 5e-5, "reassign": True}
+          "finetune_epochs": 2, "lr_finetune": 5e-5, "reassign": True, "balance": True}
 DEFAULT_POINTS = ["1e-4", "5e-4", "1.5e-3", "3e-3", "4e-3", "1e-2", "1e-4@7"]
 
 
@@ -93,7 +96,8 @@ def ours(authors, rate: float, bits: int, train: Path, work: Path, tuned: bool =
     """The recipe at one rate (`tuned` False: without its fine-tuning). The file is kept in `work`, so that a rerun
     re-measures it without recompressing; it is re-encoded (losslessly, checked) by today's coders, so the bytes
     are this commit's."""
-    opts = CompressOptions(**RECIPE | ({} if tuned else {"finetune_epochs": 0, "reassign": False}), rate=rate,
+    opts = CompressOptions(**RECIPE | ({} if tuned else {"finetune_epochs": 0, "reassign": False, "balance": False}),
+                           rate=rate,
                            bits=bits)
     recipe = hashlib.sha256(json.dumps(opts.__dict__, sort_keys=True, default=str).encode()).hexdigest()[:8]
     path = work / f"rate{rate:g}-bits{bits}-{recipe}.sqz"  # a changed recipe is a new file
@@ -104,8 +108,9 @@ def ours(authors, rate: float, bits: int, train: Path, work: Path, tuned: bool =
 
 
 def chart(result: dict, png: Path) -> None:
-    fig, axes = subplots(1, 2, figsize=(11, 4.2), layout="constrained")
-    for ax, s in zip(axes, SETS, strict=True):
+    """Top-1 against bytes on each set, and each file's top-1 agreement with the 8-bit model (sets pooled)."""
+    fig, axes = subplots(1, 3, figsize=(16, 4.2), layout="constrained")
+    for ax, s in zip(axes, SETS, strict=False):
         ref = result["reference"]["accuracy"][s]["top1"]
         for key, label, ls in (("ours", "ours (one recipe, --rate varied)", "-"),
                                ("untuned", "ours, not fine-tuned", ":")):
@@ -120,6 +125,17 @@ def chart(result: dict, png: Path) -> None:
         percent_axis(ax)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+    ax = axes[2]
+    for key, label, ls in (("ours", "ours", "-"), ("untuned", "ours, not fine-tuned", ":")):
+        pts = sorted((r["bytes"] / 1e3, r["fidelity"]["agreement"]) for r in result.get(key, []) if "fidelity" in r)
+        if pts:
+            ax.plot(*zip(*pts, strict=True), marker="o", ls=ls, label=label)
+    ax.set(title=f"agreement with the 8-bit model ({result.get('fidelity_images', 0):,} images)",
+           xlabel="file size (KB)", ylabel="top-1 agreement")
+    percent_axis(ax)
+    ax.grid(alpha=0.3)
+    if ax.lines:
+        ax.legend(fontsize=8)
     fig.suptitle("SqueezeNet v1.0 (ImageNet): rate against accuracy")
     save(fig, png)
 
@@ -133,7 +149,13 @@ def main() -> None:
                     "fine-tuned (default: all of --rates; about 10 minutes each here)")
     ap.add_argument("--work", default="../runs/rate", help="where the .sqz files are kept (reused when present)")
     ap.add_argument("--out", default=default_out("rate_accuracy"), help="output JSON (default: a new file)")
+    ap.add_argument("--redraw", metavar="JSON", help="measure nothing: draw this JSON's figure beside it")
     args = ap.parse_args()
+    if args.redraw:
+        if not Path(args.redraw).is_file():
+            ap.error(f"--redraw {args.redraw}: no such file")
+        chart(json.loads(Path(args.redraw).read_text()), Path(args.redraw).with_suffix(".png"))
+        return
     machine_load = Load()
     shared = shared_dir()
     sets = {s: shared / "data" / s for s in SETS}

@@ -60,8 +60,9 @@ def folder(imagenette, tmp_path) -> Path:
 
 
 # Two pytest-xdist processes (pyproject's addopts: -n 2 --dist loadgroup), one queue each: the README's and docs/'
-# blocks and the study's worker processes (subprocesses mostly waiting on one another) beside the in-process tests.
-SUBPROCESS_FILES = {"test_docs.py", "test_study.py"}
+# blocks, the study's worker processes and the fidelity checks over every format (subprocesses mostly waiting on one
+# another) beside the in-process tests.
+SUBPROCESS_FILES = {"test_docs.py", "test_study.py", "test_fidelity_formats.py"}
 if os.environ.get("PYTEST_XDIST_WORKER"):  # one core each: two queues of two threads would spin against each other
     import torch
 

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -60,6 +61,10 @@ def test_reproduce_writes_report(tmp_path):
     assert "## Headline figures" in text and "top-1 / top-5 (imagenet-sample-750)" in text
     assert "| `compressed_SqueezeNet.net` | imagenet-sample-750 | 750 (150) |" in text
     assert text.count("warp to 256x256, centre crop 227") >= 8
+    # the rate-accuracy curve with each file's fidelity to the 8-bit model (results/compress/rate_accuracy.json)
+    curve = json.loads((Path(__file__).parents[1] / "results/compress/rate_accuracy.json").read_text())
+    f = curve["ours"][0]["fidelity"]
+    assert f"{100 * f['agreement']:.2f}% | {100 * f['paired_difference']:+.2f} (" in text
 
 
 def test_summary_of_the_bundled_model_by_name(capsys):

@@ -20,7 +20,6 @@ RECON="--reconstruct-steps 200"
 VARIANTS=("reconstruct|4e-3|$RECON" "reconstruct+distill|4e-3|$RECON $TODAY" "today|4e-3|$TODAY"
           "crops008|4e-3|$TODAY --crop-scale 0.08" "mixup04|4e-3|$TODAY --mixup 0.4" "balance|4e-3|$TODAY --balance"
           "today|1.5e-3|$TODAY" "reconstruct+distill|1.5e-3|$RECON $TODAY"
-          "reconstruct800+distill|4e-3|--reconstruct-steps 800 $TODAY"
           "reconstruct+balance|4e-3|$RECON $TODAY --balance")
 mkdir -p "$RUN"
 touch "$OUT"
