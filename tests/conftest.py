@@ -60,9 +60,12 @@ def folder(imagenette, tmp_path) -> Path:
 
 
 # Two pytest-xdist processes (pyproject's addopts: -n 2 --dist loadgroup), one queue each: the README's and docs/'
-# blocks, the study's worker processes and the fidelity checks over every format (subprocesses mostly waiting on one
-# another) beside the in-process tests.
-SUBPROCESS_FILES = {"test_docs.py", "test_study.py", "test_fidelity_formats.py"}
+# blocks and the study's worker processes (subprocesses mostly waiting on one another) beside the in-process tests.
+SUBPROCESS_FILES = {"test_docs.py", "test_study.py"}
+# Once OpenVINO's CPU plugin has run in a process, a later `subprocess` fork of that process was seen to crash it
+# (SIGSEGV): OpenVINO's tests run last in the in-process queue, and the fidelity test, whose runtimes run in a process
+# it starts, first.
+ORDER = {"test_fidelity_formats.py": -1, "test_openvino.py": 1}
 if os.environ.get("PYTEST_XDIST_WORKER"):  # one core each: two queues of two threads would spin against each other
     import torch
 
@@ -70,9 +73,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # one core each: two queues of two th
 
 
 def pytest_collection_modifyitems(items) -> None:
-    """OpenVINO's tests run last in their queue: once its CPU plugin has run in a process, a later `subprocess` fork
-    of that process was seen to crash it (SIGSEGV), so no test that starts a process may follow them there."""
-    items.sort(key=lambda item: item.fspath.basename == "test_openvino.py")
+    items.sort(key=lambda item: ORDER.get(item.fspath.basename, 0))
     for item in items:
         queue = "subprocesses" if item.fspath.basename in SUBPROCESS_FILES else "in-process"
         item.add_marker(pytest.mark.xdist_group(queue))

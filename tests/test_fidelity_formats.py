@@ -1,7 +1,7 @@
 """`squeezenet evaluate --reference` on every file the project reads and every runtime.
 
-The runtimes run in a fresh process (conftest's "subprocesses" queue): a pytest worker that has run OpenVINO's CPU
-plugin in-process cannot safely start processes afterwards."""
+The runtimes run in a process the test starts, first in its pytest worker (conftest's ORDER): a process that has
+run OpenVINO's CPU plugin cannot safely start processes afterwards."""
 
 from __future__ import annotations
 
