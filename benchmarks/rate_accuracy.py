@@ -96,9 +96,8 @@ def ours(authors, rate: float, bits: int, train: Path, work: Path, tuned: bool =
     """The recipe at one rate (`tuned` False: without its fine-tuning). The file is kept in `work`, so that a rerun
     re-measures it without recompressing; it is re-encoded (losslessly, checked) by today's coders, so the bytes
     are this commit's."""
-    opts = CompressOptions(**RECIPE | ({} if tuned else {"finetune_epochs": 0, "reassign": False, "balance": False}),
-                           rate=rate,
-                           bits=bits)
+    untuned = {"finetune_epochs": 0, "reassign": False, "balance": False}
+    opts = CompressOptions(**RECIPE | ({} if tuned else untuned), rate=rate, bits=bits)
     recipe = hashlib.sha256(json.dumps(opts.__dict__, sort_keys=True, default=str).encode()).hexdigest()[:8]
     path = work / f"rate{rate:g}-bits{bits}-{recipe}.sqz"  # a changed recipe is a new file
     if not path.is_file():

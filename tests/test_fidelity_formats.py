@@ -39,19 +39,20 @@ def run_in_one_process(*argvs: list) -> list[str]:
 
 
 def test_fidelity_on_every_format_and_runtime(authors_model, imagenet_val, imagenette, tiny, tmp_path):
-    """The authors' model as each format (converted, exported to ONNX and OpenVINO IR, saved by torch and by
-    `save_pretrained`) on each runtime agrees with itself on every image; a .pth carries no preprocessing (it is
-    read with torchvision's), so it is compared with itself on another runtime. int8, calibrated now on either
-    runtime, nearly agrees with its fp32 self, its difference inside its own interval."""
+    """The authors' model as each format (converted, re-encoded losslessly to .sqz, exported to ONNX and OpenVINO
+    IR, saved by torch and by `save_pretrained`) on each runtime agrees with itself on every image; a .pth carries
+    no preprocessing (it is read with torchvision's), so it is compared with itself on another runtime. int8,
+    calibrated now on either runtime, nearly agrees with its fp32 self, its difference inside its own interval."""
     net = authors_model / "compressed_SqueezeNet.net"
-    f = {"net": net, "safetensors": tmp_path / "sq.safetensors", "pth": tmp_path / "sq.pth",
+    f = {"net": net, "safetensors": tmp_path / "sq.safetensors", "sqz": tmp_path / "sq.sqz", "pth": tmp_path / "sq.pth",
          "onnx": tmp_path / "sq.onnx", "xml": tmp_path / "sq.xml"}
     assert main(["convert", str(net), "--out", str(f["safetensors"])]) == 0
+    assert main(["compress", "--weights", str(net), "--out", str(f["sqz"])]) == 0
     assert main(["export", str(net), "--out", str(f["onnx"])]) == 0
     torch.save(load(net).build().state_dict(), f["pth"])
     f["hub"] = squeezenet.create_model("squeezenet1_0", pretrained=True).save_pretrained(tmp_path / "hub")
-    same = [("safetensors", "torch", "net"), ("hub", "torch", "safetensors"), ("pth", "onnxruntime", "pth"),
-            ("onnx", "openvino", "safetensors"), ("xml", "openvino", "onnx")]
+    same = [("safetensors", "torch", "net"), ("sqz", "torch", "net"), ("hub", "torch", "safetensors"),
+            ("pth", "onnxruntime", "pth"), ("onnx", "openvino", "safetensors"), ("xml", "openvino", "onnx")]
     int8 = ["onnxruntime", "openvino"]
     out = run_in_one_process(
         ["export", net, "--format", "openvino", "--out", f["xml"]],

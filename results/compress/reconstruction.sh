@@ -4,7 +4,7 @@
 # of the rate-accuracy curve around the headline (rate 4e-3: ~300 KB; 1.5e-3: ~335 KB). Every file is judged by its
 # fidelity to the authors' 8-bit file over both held-out ImageNet sets pooled (2,050 images; `squeezenet evaluate
 # --reference --json`). Learning uses Imagenette *train* images only. Writes results/compress/reconstruction.jsonl,
-# a line per file: {"variant", "rate", "added", "bytes", then evaluate's fields}.
+# a line per file: {"variant", "rate", "added", "bytes", then evaluate's fields}, and reconstruction-pairs.jsonl.
 # Usage: results/compress/reconstruction.sh [WORK_DIR] [VARIANT...]  (files kept in WORK_DIR, default
 # ../runs/reconstruction, and reused; 8-15 minutes of compression per row on 2 cores; SQUEEZENET_SHARED overrides
 # ../shared)
@@ -35,4 +35,18 @@ for v in "${VARIANTS[@]}"; do
   grep -v "\"variant\": \"$name\", \"rate\": $rate," "$OUT" > "$OUT.tmp" || true
   echo "{\"variant\": \"$name\", \"rate\": $rate, \"added\": \"$added\", \"bytes\": $(stat -c %s "$file"), ${line#\{}" >> "$OUT.tmp"
   mv "$OUT.tmp" "$OUT"
+done
+# Recipes against today's directly, image by image on the same images (a sharper test than two differences to the
+# 8-bit model): reconstruction-pairs.jsonl, a line per pair {"variant", "rate", then evaluate's fields}.
+PAIRS=results/compress/reconstruction-pairs.jsonl
+touch "$PAIRS"
+for p in balance@4e-3 reconstruct+distill@4e-3; do
+  if [ $# -gt 0 ] && [[ ! " $* " =~ " $p " ]]; then continue; fi
+  name=${p%@*} rate=${p#*@}
+  [ -f "$RUN/today@$rate.sqz" ] || { echo "no $RUN/today@$rate.sqz: $p not compared with today's" >&2; continue; }
+  line=$(squeezenet evaluate --weights "$RUN/$p.sqz" --reference "$RUN/today@$rate.sqz" \
+      --data "$S/data/imagenet-val-1300" "$S/data/imagenet-sample-750" --json)
+  grep -v "\"variant\": \"$name\", \"rate\": $rate," "$PAIRS" > "$PAIRS.tmp" || true
+  echo "{\"variant\": \"$name\", \"rate\": $rate, ${line#\{}" >> "$PAIRS.tmp"
+  mv "$PAIRS.tmp" "$PAIRS"
 done
